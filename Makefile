@@ -1,0 +1,42 @@
+# One-command set-up for CPU machines (Python 3.11). GPU users: see README "GPU install".
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.mmmaskdino-installed
+TORCH_VERSION ?= 2.13.0
+MMCV_VERSION  ?= 2.1.0
+PYTEST_ARGS   ?=
+
+.PHONY: install data test main clean-data
+
+install: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(VENV)/bin/python requirements/runtime.txt requirements/tests.txt setup.py
+	$(PIP) install --upgrade "pip>=24" "setuptools>=77.0.3,<81" wheel ninja
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install torch==$(TORCH_VERSION)
+	$(PIP) install "mmengine==0.10.7"
+	# mmcv 2.1.0 has no wheel for this torch: build it with its compiled ops (pip caches the wheel).
+	$(PY) -c "import mmcv.ops" 2>/dev/null || \
+	  MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install --no-build-isolation "mmcv==$(MMCV_VERSION)"
+	$(PIP) install "mmdet==3.3.0" "mmsegmentation==1.2.2" pycocotools scipy "numpy<2.5" -r requirements/tests.txt
+	# panopticapi is not on PyPI; panopticapi-lite ships the same module but pins numpy<2 needlessly.
+	$(PIP) install --no-deps "panopticapi-lite==0.2.0"
+	$(PIP) install --no-build-isolation --no-deps -e .
+	$(PY) -c "import mmmaskdino, mmcv.ops, mmdet.models, mmseg, panopticapi"
+	touch $(STAMP)
+
+data: install
+	$(PY) tools/misc/make_bundled_dataset.py --out data/shapes
+
+test: data
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+main: data
+	$(PY) tools/misc/run_main_job.py
+
+clean-data:
+	rm -rf data/shapes
