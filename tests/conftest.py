@@ -1,0 +1,27 @@
+# Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
+"""Shared pytest fixtures."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PARITY_DIR = Path(
+    os.environ.get('MMMASKDINO_PARITY_DIR',
+                   REPO_ROOT.parent / 'shared' / 'parity'))
+
+
+def load_parity_fixture(variant: str) -> dict:
+    """Load ``<PARITY_DIR>/<variant>.pt`` or skip the test with a message."""
+    path = PARITY_DIR / f'{variant}.pt'
+    if not path.is_file():
+        pytest.skip(f'parity fixture {path} not found '
+                    '(set MMMASKDINO_PARITY_DIR to the shared/parity folder)')
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+@pytest.fixture(params=['instance', 'panoptic', 'semantic'])
+def parity_fixture(request) -> dict:
+    """Each of the three official-output fixtures in turn."""
+    return load_parity_fixture(request.param)
