@@ -1,0 +1,396 @@
+# Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
+"""Mask DINO post-processing: instance, panoptic and semantic inference."""
+from typing import List, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData, PixelData
+from torch import Tensor
+
+from mmdet.evaluation.functional import INSTANCE_OFFSET
+from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.utils import OptConfigType, OptMultiConfig
+
+# Defaults of the ``test_cfg`` keys read by :class:`MaskDINOFusionHead`.
+TEST_CFG_DEFAULTS = dict(
+    panoptic_on=True,
+    instance_on=False,
+    semantic_on=False,
+    object_mask_thr=0.25,
+    iou_thr=0.8,
+    max_per_image=100,
+    pano_temperature=0.06,
+    pano_transform_eval=True,
+    semantic_ce=False,
+    focus_on_box=False,
+    sem_seg_postprocess_before_inference=False)
+
+
+@MODELS.register_module()
+class MaskDINOFusionHead(MaskFormerFusionHead):
+    """Post-processing of Mask DINO predictions (reference §5).
+
+    It differs from :class:`MaskFormerFusionHead`, whose classifier is a
+    softmax with a background logit, in the following ways:
+
+    - class scores are sigmoids (focal training); panoptic ranking and the
+      focal semantic map sharpen them with ``softmax(sigmoid / T)``;
+    - stuff segments of one class are merged into one segment id, and a pixel
+      joins a segment only where the query's mask probability is >= 0.5;
+    - instance boxes are the decoder's predicted boxes, not ``mask2bbox``,
+      and instance scores are rescored with the mean mask probability;
+    - it produces the semantic map (focal or softmax cross-entropy path);
+    - it upsamples the 1/4-resolution mask logits itself: bilinear to the
+      padded input, then crop to ``img_shape`` and bilinear resize to the
+      output size, as two separate steps.
+
+    Thing classes are the contiguous ids ``0 .. num_things_classes - 1``,
+    stuff classes the following ``num_stuff_classes`` ids.
+
+    ``test_cfg`` keys (defaults in ``TEST_CFG_DEFAULTS``): ``panoptic_on``,
+    ``instance_on``, ``semantic_on``, ``object_mask_thr``, ``iou_thr``,
+    ``max_per_image``, ``pano_temperature``, ``pano_transform_eval``,
+    ``semantic_ce`` (the class head has ``C + 1`` outputs and the semantic
+    map uses their softmax without the last one), ``focus_on_box`` (instance
+    scores without mask rescoring) and
+    ``sem_seg_postprocess_before_inference``. Mask logits are cropped and
+    resized before inference when that key, ``instance_on`` or
+    ``panoptic_on`` is set; otherwise the semantic map is computed at the
+    padded size and cropped and resized afterwards.
+    """
+
+    def __init__(self,
+                 num_things_classes: int = 80,
+                 num_stuff_classes: int = 53,
+                 test_cfg: OptConfigType = None,
+                 loss_panoptic: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None,
+                 **kwargs) -> None:
+        super().__init__(
+            num_things_classes=num_things_classes,
+            num_stuff_classes=num_stuff_classes,
+            test_cfg=ConfigDict(test_cfg or {}),
+            loss_panoptic=loss_panoptic,
+            init_cfg=init_cfg,
+            **kwargs)
+
+    def _cfg(self, key: str):
+        """Value of a ``test_cfg`` key, falling back to its default."""
+        return self.test_cfg.get(key, TEST_CFG_DEFAULTS[key])
+
+    def _sharpened_scores(self, mask_cls: Tensor) -> Tensor:
+        """Sigmoid class scores, sharpened by a temperature softmax if
+        ``pano_transform_eval``.
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, C).
+
+        Returns:
+            Tensor: Scores, shape (Q, C).
+        """
+        scores = mask_cls.sigmoid()
+        if self._cfg('pano_transform_eval'):
+            scores = F.softmax(scores / self._cfg('pano_temperature'), dim=-1)
+        return scores
+
+    @staticmethod
+    def crop_and_resize(maps: Tensor, img_shape: Sequence[int],
+                        out_shape: Sequence[int]) -> Tensor:
+        """Crop padded maps to ``img_shape`` and resize them bilinearly.
+
+        Args:
+            maps (Tensor): Maps at the padded size, shape (N, H_pad, W_pad).
+            img_shape (Sequence[int]): Unpadded ``(h_img, w_img)``.
+            out_shape (Sequence[int]): Output ``(H0, W0)``.
+
+        Returns:
+            Tensor: Shape (N, H0, W0).
+        """
+        maps = maps[:, :img_shape[0], :img_shape[1]]
+        return F.interpolate(
+            maps[None],
+            size=tuple(out_shape[:2]),
+            mode='bilinear',
+            align_corners=False)[0]
+
+    def semantic_inference(self, mask_cls: Tensor,
+                           mask_pred: Tensor) -> Tensor:
+        """Per-class score map ``sum_q p(c | q) * sigmoid(mask_q)``.
+
+        ``p`` is ``softmax(mask_cls)`` without the last (no-object) column
+        when ``semantic_ce``, else the sharpened sigmoid scores.
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, K).
+            mask_pred (Tensor): Mask logits, shape (Q, h, w).
+
+        Returns:
+            Tensor: Scores, shape (C, h, w).
+        """
+        if self._cfg('semantic_ce'):
+            cls_probs = F.softmax(mask_cls, dim=-1)[:, :-1]
+        else:
+            cls_probs = self._sharpened_scores(mask_cls)
+        return torch.einsum('qc,qhw->chw', cls_probs, mask_pred.sigmoid())
+
+    def semantic_postprocess(self, mask_cls: Tensor,
+                             mask_pred: Tensor) -> PixelData:
+        """Semantic segmentation at the resolution of ``mask_pred``.
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, K).
+            mask_pred (Tensor): Mask logits, shape (Q, h, w).
+
+        Returns:
+            :obj:`PixelData`: ``sem_seg`` (1, h, w) argmax labels and
+            ``seg_logits`` (C, h, w) scores.
+        """
+        return self._to_sem_results(
+            self.semantic_inference(mask_cls, mask_pred))
+
+    @staticmethod
+    def _to_sem_results(seg_logits: Tensor) -> PixelData:
+        """Wrap a (C, h, w) score map with its (1, h, w) argmax labels."""
+        return PixelData(
+            sem_seg=seg_logits.argmax(dim=0, keepdim=True),
+            seg_logits=seg_logits)
+
+    def panoptic_inference(self, mask_cls: Tensor,
+                           mask_pred: Tensor) -> Tuple[Tensor, List[dict]]:
+        """The official Mask DINO panoptic fusion.
+
+        Queries whose max sigmoid score exceeds ``object_mask_thr`` (and whose
+        best class is not a trailing no-object column) are kept
+        and ranked by their (sharpened) score times mask probability. In query
+        order, a kept query's segment is the pixels it wins with probability
+        >= 0.5; it is skipped if that is less than ``iou_thr`` of its own
+        probability >= 0.5 area. A stuff class that already has a segment
+        paints into it instead of opening a new one.
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, K).
+            mask_pred (Tensor): Mask logits, shape (Q, h, w).
+
+        Returns:
+            tuple: ``panoptic_seg`` (h, w) int32 segment ids (0 = void) and
+            ``segments_info``, a list of ``dict(id, isthing, category_id)``.
+        """
+        sigmoid_scores, sigmoid_labels = mask_cls.sigmoid().max(-1)
+        keep = sigmoid_labels.ne(self.num_classes) & (
+            sigmoid_scores > self._cfg('object_mask_thr'))
+        scores, labels = self._sharpened_scores(mask_cls).max(-1)
+        cur_scores = scores[keep]
+        cur_classes = labels[keep].tolist()
+        cur_masks = mask_pred[keep].sigmoid()
+
+        panoptic_seg = torch.zeros(
+            mask_pred.shape[-2:], dtype=torch.int32, device=mask_pred.device)
+        segments_info = []
+        if len(cur_classes) == 0:
+            return panoptic_seg, segments_info
+
+        winner = (cur_scores.view(-1, 1, 1) * cur_masks).argmax(0)
+        iou_thr = self._cfg('iou_thr')
+        stuff_segment_ids = {}
+        for k, pred_class in enumerate(cur_classes):
+            wins = winner == k
+            foreground = cur_masks[k] >= 0.5
+            mask = wins & foreground
+            mask_area = int(wins.sum())
+            original_area = int(foreground.sum())
+            if mask_area == 0 or original_area == 0 or not bool(mask.any()):
+                continue
+            if mask_area / original_area < iou_thr:
+                continue
+            isthing = pred_class < self.num_things_classes
+            if not isthing and pred_class in stuff_segment_ids:
+                panoptic_seg[mask] = stuff_segment_ids[pred_class]
+                continue
+            segment_id = len(segments_info) + 1
+            if not isthing:
+                stuff_segment_ids[pred_class] = segment_id
+            panoptic_seg[mask] = segment_id
+            segments_info.append(
+                dict(id=segment_id, isthing=isthing, category_id=pred_class))
+        return panoptic_seg, segments_info
+
+    def encode_panoptic(self, panoptic_seg: Tensor,
+                        segments_info: List[dict]) -> Tensor:
+        """Convert segment ids to mmdet's panoptic encoding.
+
+        Things become ``category + segment_id * INSTANCE_OFFSET``, stuff
+        ``category`` and void ``num_classes`` (as ``CocoPanopticMetric``
+        decodes them).
+
+        Args:
+            panoptic_seg (Tensor): Segment ids (0 = void), shape (h, w).
+            segments_info (List[dict]): Segments with ids ``1 .. n``.
+
+        Returns:
+            Tensor: Encoded map, shape (h, w), int32.
+        """
+        lut = torch.full((len(segments_info) + 1, ),
+                         self.num_classes,
+                         dtype=torch.long,
+                         device=panoptic_seg.device)
+        for seg in segments_info:
+            code = seg['category_id']
+            if seg['isthing']:
+                code += seg['id'] * INSTANCE_OFFSET
+            lut[seg['id']] = code
+        return lut[panoptic_seg.long()].int()
+
+    def panoptic_postprocess(self, mask_cls: Tensor,
+                             mask_pred: Tensor) -> PixelData:
+        """Panoptic segmentation in mmdet's encoding.
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, K).
+            mask_pred (Tensor): Mask logits, shape (Q, h, w).
+
+        Returns:
+            :obj:`PixelData`: ``sem_seg`` (1, h, w) int32, see
+            :meth:`encode_panoptic`.
+        """
+        panoptic_seg, segments_info = self.panoptic_inference(
+            mask_cls, mask_pred)
+        return PixelData(
+            sem_seg=self.encode_panoptic(panoptic_seg, segments_info)[None])
+
+    def instance_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
+                             mask_box: Tensor) -> InstanceData:
+        """Top-k (query, class) pairs with predicted boxes and binary masks.
+
+        Scores are sigmoids of the first ``num_classes`` logits, ranked over
+        all Q x C pairs with a sorted top-k; pairs of stuff classes are then
+        dropped. Unless ``focus_on_box``, a score is multiplied by the mean
+        mask probability inside the mask (logit > 0).
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, K).
+            mask_pred (Tensor): Mask logits, shape (Q, h, w).
+            mask_box (Tensor): Boxes xyxy in output pixels, shape (Q, 4).
+
+        Returns:
+            :obj:`InstanceData`: ``bboxes`` (N, 4), ``labels`` (N,),
+            ``scores`` (N,), ``masks`` (N, h, w) bool and ``query_indices``
+            (N,), the query of each detection.
+        """
+        cls_scores = mask_cls[:, :self.num_classes].sigmoid()
+        num_top = min(self._cfg('max_per_image'), cls_scores.numel())
+        scores, flat_indices = cls_scores.flatten().topk(num_top, sorted=True)
+        labels = flat_indices % self.num_classes
+        query_indices = flat_indices // self.num_classes
+        is_thing = labels < self.num_things_classes
+        scores = scores[is_thing]
+        labels = labels[is_thing]
+        query_indices = query_indices[is_thing]
+
+        binary = (mask_pred > 0).float()
+        if not self._cfg('focus_on_box'):
+            mask_quality = (mask_pred.sigmoid() * binary).flatten(1).sum(1) / (
+                binary.flatten(1).sum(1) + 1e-6)
+            scores = scores * mask_quality[query_indices]
+
+        results = InstanceData()
+        results.bboxes = mask_box[query_indices]
+        results.labels = labels
+        results.scores = scores
+        results.masks = binary[query_indices].bool()
+        results.query_indices = query_indices
+        return results
+
+    @staticmethod
+    def rescale_boxes(mask_box: Tensor, batch_input_shape: Sequence[int],
+                      img_shape: Sequence[int],
+                      out_shape: Sequence[int]) -> Tensor:
+        """Normalised cxcywh boxes (relative to the padded input) to xyxy
+        pixels of the output size, without clipping.
+
+        The scale is ``W_pad / w_img * W0`` (and likewise for y), computed in
+        Python floats as the official code does.
+
+        Args:
+            mask_box (Tensor): Boxes, shape (Q, 4).
+            batch_input_shape (Sequence[int]): Padded ``(H_pad, W_pad)``.
+            img_shape (Sequence[int]): Unpadded ``(h_img, w_img)``.
+            out_shape (Sequence[int]): Output ``(H0, W0)``.
+
+        Returns:
+            Tensor: Boxes, shape (Q, 4).
+        """
+        scale_h = batch_input_shape[0] / img_shape[0] * out_shape[0]
+        scale_w = batch_input_shape[1] / img_shape[1] * out_shape[1]
+        scale = mask_box.new_tensor([scale_w, scale_h, scale_w, scale_h])
+        return bbox_cxcywh_to_xyxy(mask_box) * scale
+
+    def predict(self,
+                mask_cls: Tensor,
+                mask_pred: Tensor,
+                mask_box: Tensor,
+                batch_img_metas: Sequence[Union[dict, object]],
+                rescale: bool = True,
+                **kwargs) -> List[dict]:
+        """Post-process a batch of decoder outputs.
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (bs, Q, K).
+            mask_pred (Tensor): Mask logits at 1/4 of the padded input,
+                shape (bs, Q, h4, w4).
+            mask_box (Tensor): Normalised cxcywh boxes relative to the padded
+                input, shape (bs, Q, 4).
+            batch_img_metas (Sequence[dict | DetDataSample]): Per-image metas
+                (or data samples, whose ``metainfo`` is used) with
+                ``batch_input_shape``, ``img_shape`` and ``ori_shape``.
+            rescale (bool): Output at ``ori_shape`` if True, else at
+                ``img_shape``.
+
+        Returns:
+            List[dict]: Per image, the keys enabled in ``test_cfg``:
+            ``ins_results`` (:obj:`InstanceData`, see
+            :meth:`instance_postprocess`), ``pan_results`` (:obj:`PixelData`,
+            see :meth:`panoptic_postprocess`) and ``sem_results``
+            (:obj:`PixelData`, see :meth:`semantic_postprocess`), all at the
+            output size.
+        """
+        metas = [getattr(m, 'metainfo', m) for m in batch_img_metas]
+        instance_on = self._cfg('instance_on')
+        panoptic_on = self._cfg('panoptic_on')
+        semantic_on = self._cfg('semantic_on')
+        resize_first = (instance_on or panoptic_on or
+                        self._cfg('sem_seg_postprocess_before_inference'))
+
+        mask_pred = F.interpolate(
+            mask_pred,
+            size=tuple(metas[0]['batch_input_shape'][:2]),
+            mode='bilinear',
+            align_corners=False)
+
+        results = []
+        for cls_i, masks_i, boxes_i, meta in zip(mask_cls, mask_pred,
+                                                 mask_box, metas):
+            img_shape = meta['img_shape'][:2]
+            out_shape = meta['ori_shape'][:2] if rescale else img_shape
+            if resize_first:
+                masks_i = self.crop_and_resize(masks_i, img_shape, out_shape)
+            result = dict()
+            if semantic_on:
+                seg_logits = self.semantic_inference(cls_i, masks_i)
+                if not resize_first:
+                    seg_logits = self.crop_and_resize(seg_logits, img_shape,
+                                                      out_shape)
+                result['sem_results'] = self._to_sem_results(seg_logits)
+            if panoptic_on:
+                result['pan_results'] = self.panoptic_postprocess(
+                    cls_i, masks_i)
+            if instance_on:
+                boxes_i = self.rescale_boxes(boxes_i,
+                                             meta['batch_input_shape'],
+                                             img_shape, out_shape)
+                result['ins_results'] = self.instance_postprocess(
+                    cls_i, masks_i, boxes_i)
+            results.append(result)
+        return results

@@ -1,0 +1,402 @@
+# Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
+from typing import Optional
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from torch import nn
+
+from mmmaskdino.models.layers.box_ops import masks_to_refpoint_logits
+from mmmaskdino.models.layers.maskdino_decoder import MaskDINODecoder
+from mmmaskdino.utils.checkpoint_conversion import convert_head_state_dict
+from tests.conftest import load_parity_fixture
+
+PREFIX = 'panoptic_head.predictor.'
+TOL = dict(rtol=1e-4, atol=1e-4)
+
+
+class _StubDenoising(nn.Module):
+    """Stand-in with the documented ``label_enc`` while ``denoising.py`` is absent."""
+
+    def __init__(self, num_classes, embed_dims, dn_num=100, noise_scale=0.4):
+        super().__init__()
+        self.label_enc = nn.Embedding(num_classes, embed_dims)
+
+
+@pytest.fixture(autouse=True)
+def denoising_registered():
+    """Use the real ``MaskDINODenoising`` when it exists, else a temporary stub."""
+    if 'MaskDINODenoising' not in MODELS.module_dict:
+        try:
+            import mmmaskdino.models.layers.denoising  # noqa: F401
+        except ImportError:
+            MODELS.register_module('MaskDINODenoising', module=_StubDenoising)
+            yield
+            MODELS.module_dict.pop('MaskDINODenoising')
+            return
+    yield
+
+
+def _decoder_from_fixture(fx: dict) -> MaskDINODecoder:
+    cfg = fx['config']
+    md = 'MODEL.MaskDINO.'
+    ssh = 'MODEL.SEM_SEG_HEAD.'
+    return MaskDINODecoder(
+        num_classes=cfg[ssh + 'NUM_CLASSES'],
+        hidden_dim=cfg[md + 'HIDDEN_DIM'],
+        num_queries=cfg[md + 'NUM_OBJECT_QUERIES'],
+        num_heads=fx['constants']['decoder_self_attn_heads'],
+        ffn_dim=cfg[md + 'DIM_FEEDFORWARD'],
+        num_layers=cfg[md + 'DEC_LAYERS'],
+        mask_dim=cfg[ssh + 'MASK_DIM'],
+        num_feature_levels=cfg[ssh + 'TOTAL_NUM_FEATURE_LEVELS'],
+        num_points=fx['constants']['decoder_n_points'],
+        two_stage=cfg[md + 'TWO_STAGE'],
+        initialize_box_type=cfg[md + 'INITIALIZE_BOX_TYPE'],
+        initial_pred=cfg[md + 'INITIAL_PRED'],
+        semantic_ce=cfg[md + 'TEST.SEMANTIC_ON']
+        and cfg[md + 'SEMANTIC_CE_LOSS'],
+        denoising=dict(
+            dn_num=cfg[md + 'DN_NUM'], noise_scale=cfg[md + 'DN_NOISE_SCALE']))
+
+
+def _loaded_decoder(fx: dict) -> MaskDINODecoder:
+    decoder = _decoder_from_fixture(fx)
+    converted = convert_head_state_dict(fx['state_dict'])
+    state = {
+        k[len(PREFIX):]: v
+        for k, v in converted.items() if k.startswith(PREFIX)
+    }
+    decoder.load_state_dict(state, strict=True)
+    return decoder
+
+
+def _max_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return (actual - expected).abs().max().item()
+
+
+def _check(errors: dict, name: str, actual: torch.Tensor,
+           expected: torch.Tensor) -> None:
+    assert actual.shape == expected.shape, name
+    errors[name] = _max_err(actual, expected)
+    torch.testing.assert_close(actual, expected, **TOL, msg=name)
+
+
+@pytest.mark.parametrize('variant', ['instance', 'panoptic', 'semantic'])
+def test_parity_with_official_outputs(variant):
+    fx = load_parity_fixture(variant)
+    ref = fx['outputs']
+    decoder = _loaded_decoder(fx).eval()
+    feats = ref['multi_scale_features']
+    mask_features = ref['mask_features']
+    errors = {}
+    with torch.no_grad():
+        memory = decoder.build_memory(feats)
+        assert memory['spatial_shapes'].tolist(
+        ) == ref['decoder_spatial_shapes']
+        assert memory['level_start_index'].tolist(
+        ) == ref['decoder_level_start_index']
+        selection = decoder.select_queries(memory['memory'],
+                                           memory['spatial_shapes'],
+                                           mask_features)
+        if decoder.two_stage:
+            _check(errors, 'enc_class_logits', selection['enc_class_logits'],
+                   ref['enc_class_logits'])
+            assert torch.equal(selection['topk_indices'], ref['topk_indices'])
+            interm = selection['interm_outputs']
+            _check(errors, 'interm_pred_logits', interm['pred_logits'],
+                   ref['interm_pred_logits'])
+            _check(errors, 'interm_pred_boxes', interm['pred_boxes'],
+                   ref['interm_pred_boxes'])
+            if decoder.initialize_box_type != 'no':
+                _check(errors, 'interm_pred_masks', interm['pred_masks'],
+                       ref['interm_pred_masks'])
+            else:
+                assert interm['pred_masks'] is None  # skipped in eval
+        else:
+            assert selection['interm_outputs'] is None
+        _check(errors, 'decoder_init_reference_unsigmoid',
+               selection['refpoint_logits'],
+               ref['decoder_init_reference_unsigmoid'])
+        predictions = decoder.forward_decoder(selection['query'],
+                                              selection['refpoint_logits'],
+                                              memory, mask_features, None)
+        _check(errors, 'decoder_hidden_states',
+               torch.stack(predictions['hidden_states']),
+               ref['decoder_hidden_states'])
+        _check(errors, 'decoder_references',
+               torch.stack(predictions['references']),
+               ref['decoder_references'])
+
+        outputs, dn_outputs = decoder(feats, mask_features)
+    assert dn_outputs is None
+    aux = outputs['aux_outputs']
+    assert len(aux) == decoder.num_layers
+    _check(errors, 'aux_pred_logits',
+           torch.stack([a['pred_logits'] for a in aux]),
+           ref['aux_pred_logits'])
+    _check(errors, 'aux_pred_boxes', torch.stack([a['pred_boxes'] for a in aux]),
+           ref['aux_pred_boxes'])
+    assert all(a['pred_masks'] is None for a in aux)
+    for key in ('pred_logits', 'pred_boxes', 'pred_masks'):
+        _check(errors, key, outputs[key], ref[key])
+    print(f'{variant} max abs errors:',
+          {k: f'{v:.2e}' for k, v in errors.items()})
+
+
+@pytest.mark.parametrize('variant', ['panoptic', 'semantic'])
+def test_parity_in_training_mode_without_dn(variant):
+    """Training mode (no dropout) gives the same numbers, plus every mask."""
+    fx = load_parity_fixture(variant)
+    ref = fx['outputs']
+    decoder = _loaded_decoder(fx).train()
+    with torch.no_grad():
+        outputs, dn_outputs = decoder(ref['multi_scale_features'],
+                                      ref['mask_features'])
+    assert dn_outputs is None
+    for key in ('pred_logits', 'pred_boxes', 'pred_masks'):
+        torch.testing.assert_close(outputs[key], ref[key], **TOL)
+    assert all(a['pred_masks'] is not None for a in outputs['aux_outputs'])
+    if decoder.two_stage:
+        torch.testing.assert_close(outputs['interm_outputs']['pred_masks'],
+                                   ref['interm_pred_masks'], **TOL)
+
+
+def test_converter_drops_aliases():
+    fx = load_parity_fixture('instance')
+    converted = convert_head_state_dict(fx['state_dict'])
+    keys = [k[len(PREFIX):] for k in converted if k.startswith(PREFIX)]
+    official = [
+        k for k in fx['state_dict'] if k.startswith('sem_seg_head.predictor.')
+    ]
+    # 6 aliased box MLPs x 6 tensors, decoder_norm x 2
+    assert len(official) - len(keys) == 6 * 6 + 2
+    assert 'denoising.label_enc.weight' in keys
+    assert not any(k.startswith('decoder_norm') for k in keys)
+    assert sum(k.startswith('bbox_embed.') for k in keys) == 6
+
+
+# ----------------------------------------------------------------- tiny models
+
+BS, DIM, NUM_CLASSES, NUM_QUERIES, NUM_LAYERS = 2, 32, 3, 6, 2
+SHAPES = [(8, 10), (4, 5), (2, 3)]  # encoder order, low2high
+MASK_HW = (16, 20)
+
+
+def _tiny_decoder(**kwargs) -> MaskDINODecoder:
+    cfg = dict(
+        num_classes=NUM_CLASSES,
+        hidden_dim=DIM,
+        num_queries=NUM_QUERIES,
+        ffn_dim=64,
+        num_layers=NUM_LAYERS,
+        mask_dim=DIM,
+        num_feature_levels=len(SHAPES),
+        initialize_box_type='mask2box',
+        denoising=dict(dn_num=4, noise_scale=0.4))
+    cfg.update(kwargs)
+    torch.manual_seed(0)
+    decoder = MaskDINODecoder(**cfg)
+    decoder.init_weights()
+    return decoder
+
+
+def _tiny_inputs(seed: int = 1):
+    gen = torch.Generator().manual_seed(seed)
+    feats = [torch.randn(BS, DIM, h, w, generator=gen) for h, w in SHAPES]
+    mask_features = torch.randn(BS, DIM, *MASK_HW, generator=gen)
+    return feats, mask_features
+
+
+def _dn_attn_mask(single_pad: int, num_groups: int,
+                  num_queries: int) -> torch.Tensor:
+    """Reference §2.5 mask, True = blocked."""
+    pad = single_pad * num_groups
+    mask = torch.zeros(pad + num_queries, pad + num_queries, dtype=torch.bool)
+    mask[pad:, :pad] = True
+    for g in range(num_groups):
+        rows = slice(g * single_pad, (g + 1) * single_pad)
+        mask[rows, :g * single_pad] = True
+        mask[rows, (g + 1) * single_pad:pad] = True
+    return mask
+
+
+def _hand_made_dn(decoder: MaskDINODecoder,
+                  single_pad: int = 2,
+                  num_groups: int = 2) -> dict:
+    """Documented DN dict; the content comes from ``label_enc`` like the real generator's."""
+    pad = single_pad * num_groups
+    gen = torch.Generator().manual_seed(2)
+    labels = torch.randint(0, NUM_CLASSES, (BS, pad), generator=gen)
+    query = decoder.denoising.label_enc(labels)
+    query[1, 1::single_pad] = 0  # image 1 has a single GT: unused slots stay zero
+    boxes = torch.rand(BS, pad, 4, generator=gen) * 0.5 + 0.25
+    ref_logits = torch.log(boxes / (1 - boxes))
+    ref_logits[1, 1::single_pad] = 0
+    return dict(
+        query=query,
+        ref_logits=ref_logits,
+        attn_mask=_dn_attn_mask(single_pad, num_groups, NUM_QUERIES),
+        dn_meta=dict(
+            pad_size=pad, num_groups=num_groups, single_pad=single_pad))
+
+
+def _randomise(module: nn.Module) -> None:
+    """Break the zero/constant initial values so that every gradient path is non-trivial."""
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+
+
+def _check_set(pred: dict, n: int, with_masks: bool = True) -> None:
+    assert pred['pred_logits'].shape == (BS, n, NUM_CLASSES)
+    assert pred['pred_boxes'].shape == (BS, n, 4)
+    if with_masks:
+        assert pred['pred_masks'].shape == (BS, n, *MASK_HW)
+    else:
+        assert pred['pred_masks'] is None
+
+
+def test_module_tree_and_init():
+    decoder = _tiny_decoder()
+    keys = decoder.state_dict().keys()
+    assert decoder.decoder_norm is decoder.decoder.norm
+    assert not any(k.startswith('decoder_norm') for k in keys)
+    assert sum(k.startswith('bbox_embed.') for k in keys) == 6
+    assert not any('decoder.bbox_embed' in k for k in keys)
+    assert decoder.class_embed.weight.shape == (NUM_CLASSES, DIM)
+    assert decoder.denoising.label_enc.weight.shape == (NUM_CLASSES, DIM)
+    last = decoder.bbox_embed.layers[-1]
+    assert (last.weight == 0).all() and (last.bias == 0).all()
+    assert decoder.decoder.ref_point_head.layers[0].weight.shape == (DIM,
+                                                                     2 * DIM)
+    # no focal prior on the class bias (PyTorch default: |b| <= 1/sqrt(D))
+    assert decoder.class_embed.bias.abs().max() <= DIM**-0.5
+    semantic = _tiny_decoder(
+        two_stage=False, initialize_box_type='no', semantic_ce=True)
+    assert semantic.class_embed.weight.shape == (NUM_CLASSES + 1, DIM)
+    assert semantic.query_feat.weight.shape == (NUM_QUERIES, DIM)
+    assert semantic.query_embed.weight.shape == (NUM_QUERIES, 4)
+    assert not hasattr(semantic, 'enc_output')
+
+
+def test_eval_outputs_skip_unused_masks():
+    decoder = _tiny_decoder(initialize_box_type='no').eval()
+    feats, mask_features = _tiny_inputs()
+    with torch.no_grad():
+        outputs, dn_outputs = decoder(feats, mask_features)
+    assert dn_outputs is None
+    _check_set(outputs, NUM_QUERIES)
+    assert len(outputs['aux_outputs']) == NUM_LAYERS
+    for aux in outputs['aux_outputs']:
+        _check_set(aux, NUM_QUERIES, with_masks=False)
+    _check_set(outputs['interm_outputs'], NUM_QUERIES, with_masks=False)
+    # aux 0 boxes are the selected proposals themselves
+    torch.testing.assert_close(outputs['aux_outputs'][0]['pred_boxes'],
+                               outputs['interm_outputs']['pred_boxes'])
+
+
+@pytest.mark.parametrize('box_type', ['mask2box', 'bitmask'])
+def test_mask_enhanced_anchors(box_type):
+    decoder = _tiny_decoder(initialize_box_type=box_type).eval()
+    _randomise(decoder)
+    feats, mask_features = _tiny_inputs()
+    with torch.no_grad():
+        memory = decoder.build_memory(feats)
+        selection = decoder.select_queries(memory['memory'],
+                                           memory['spatial_shapes'],
+                                           mask_features)
+        outputs, _ = decoder(feats, mask_features)
+    interm_masks = selection['interm_outputs']['pred_masks']
+    assert interm_masks.shape == (BS, NUM_QUERIES, *MASK_HW)
+    expected = masks_to_refpoint_logits(interm_masks, box_type)
+    torch.testing.assert_close(selection['refpoint_logits'], expected)
+    torch.testing.assert_close(outputs['aux_outputs'][0]['pred_boxes'],
+                               expected.sigmoid())
+    # memory levels are reversed: coarsest first
+    assert memory['spatial_shapes'].tolist() == [list(s) for s in SHAPES[::-1]]
+
+
+def _loss(outputs: dict, dn_outputs: Optional[dict]) -> torch.Tensor:
+    sets = [outputs, outputs['interm_outputs'], *outputs['aux_outputs']]
+    if dn_outputs is not None:
+        sets += [dn_outputs, *dn_outputs['aux_outputs']]
+    total = 0.
+    for pred in sets:
+        for key in ('pred_logits', 'pred_boxes', 'pred_masks'):
+            total = total + (pred[key]**2).mean()
+    return total
+
+
+@pytest.mark.parametrize('two_stage', [True, False])
+def test_training_forward_with_dn(two_stage):
+    kwargs = dict(two_stage=two_stage)
+    if not two_stage:
+        kwargs['initialize_box_type'] = 'no'
+    decoder = _tiny_decoder(**kwargs).train()
+    _randomise(decoder)
+    feats, mask_features = _tiny_inputs()
+    dn = _hand_made_dn(decoder)
+    pad = dn['dn_meta']['pad_size']
+    outputs, dn_outputs = decoder(feats, mask_features, dn=dn)
+
+    _check_set(outputs, NUM_QUERIES)
+    _check_set(dn_outputs, pad)
+    assert len(outputs['aux_outputs']) == NUM_LAYERS
+    assert len(dn_outputs['aux_outputs']) == NUM_LAYERS
+    for aux in outputs['aux_outputs']:
+        _check_set(aux, NUM_QUERIES)
+    for aux in dn_outputs['aux_outputs']:
+        _check_set(aux, pad)
+    assert 'interm_outputs' not in dn_outputs
+    if two_stage:
+        _check_set(outputs['interm_outputs'], NUM_QUERIES)
+    else:
+        assert outputs['interm_outputs'] is None
+    # DN aux-0 boxes are the noised anchors themselves
+    torch.testing.assert_close(dn_outputs['aux_outputs'][0]['pred_boxes'],
+                               dn['ref_logits'].sigmoid())
+
+    # matching queries cannot see the DN slots: same matching outputs without DN
+    with torch.no_grad():
+        plain, _ = decoder(feats, mask_features)
+    for key in ('pred_logits', 'pred_boxes', 'pred_masks'):
+        torch.testing.assert_close(outputs[key], plain[key], **TOL)
+        torch.testing.assert_close(outputs['aux_outputs'][1][key],
+                                   plain['aux_outputs'][1][key], **TOL)
+
+    _loss(outputs, dn_outputs).backward()
+    no_grad = [
+        name for name, p in decoder.named_parameters()
+        if p.grad is None or not p.grad.abs().sum() > 0
+    ]
+    assert no_grad == []
+
+
+def test_training_without_dn_keeps_label_enc_in_graph():
+    decoder = _tiny_decoder().train()
+    _randomise(decoder)
+    feats, mask_features = _tiny_inputs()
+    outputs, dn_outputs = decoder(feats, mask_features)
+    assert dn_outputs is None
+    _check_set(outputs, NUM_QUERIES)
+    _loss(outputs, None).backward()
+    grad = decoder.denoising.label_enc.weight.grad
+    assert grad is not None and torch.count_nonzero(grad) == 0
+    assert decoder.class_embed.weight.grad.abs().sum() > 0
+
+
+def test_fp32_under_autocast():
+    decoder = _tiny_decoder().eval()
+    feats, mask_features = _tiny_inputs()
+    with torch.no_grad():
+        reference, _ = decoder(feats, mask_features)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            outputs, _ = decoder(feats, mask_features)
+            half_inputs, _ = decoder([f.bfloat16() for f in feats],
+                                     mask_features.bfloat16())
+    for key in ('pred_logits', 'pred_boxes', 'pred_masks'):
+        assert outputs[key].dtype == torch.float32
+        assert half_inputs[key].dtype == torch.float32
+        torch.testing.assert_close(outputs[key], reference[key], rtol=0, atol=0)

@@ -1,0 +1,270 @@
+# Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
+"""Tests of MaskDINOFusionHead against the official post-processing."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from mmdet.evaluation.functional import INSTANCE_OFFSET
+from mmdet.registry import MODELS
+
+from mmmaskdino.models.seg_heads.maskdino_fusion_head import \
+    MaskDINOFusionHead
+from tests.conftest import load_parity_fixture
+
+PANOPTIC_CFG = dict(
+    panoptic_on=True,
+    instance_on=True,
+    semantic_on=True,
+    object_mask_thr=0.25,
+    iou_thr=0.8,
+    max_per_image=100,
+    pano_temperature=0.06,
+    pano_transform_eval=True)
+INSTANCE_CFG = dict(PANOPTIC_CFG, panoptic_on=False, semantic_on=False)
+SEMANTIC_CFG = dict(
+    PANOPTIC_CFG, panoptic_on=False, instance_on=False, semantic_ce=True)
+HEAD_SETTINGS = dict(
+    instance=(7, 0, INSTANCE_CFG),
+    panoptic=(6, 3, PANOPTIC_CFG),
+    semantic=(0, 5, SEMANTIC_CFG))
+
+
+def _metas(fx: dict) -> list:
+    return [
+        dict(
+            batch_input_shape=tuple(fx['padded_size']),
+            img_shape=tuple(img_size),
+            ori_shape=tuple(ori_size))
+        for img_size, ori_size in zip(fx['image_sizes'],
+                                      fx['original_sizes'])
+    ]
+
+
+def _head(variant: str) -> MaskDINOFusionHead:
+    things, stuff, cfg = HEAD_SETTINGS[variant]
+    return MODELS.build(
+        dict(
+            type='MaskDINOFusionHead',
+            num_things_classes=things,
+            num_stuff_classes=stuff,
+            test_cfg=cfg))
+
+
+def _predict(variant: str):
+    fx = load_parity_fixture(variant)
+    out = fx['outputs']
+    with torch.no_grad():
+        results = _head(variant).predict(out['pred_logits'],
+                                         out['pred_masks'],
+                                         out['pred_boxes'], _metas(fx))
+    return fx, results
+
+
+def _resized_mask_logits(fx: dict, head: MaskDINOFusionHead, i: int):
+    """Mask logits of image i at its original size, shape (Q, H0, W0)."""
+    meta = _metas(fx)[i]
+    masks = torch.nn.functional.interpolate(
+        fx['outputs']['pred_masks'],
+        size=meta['batch_input_shape'],
+        mode='bilinear',
+        align_corners=False)[i]
+    return head.crop_and_resize(masks, meta['img_shape'], meta['ori_shape'])
+
+
+def test_build_from_registry():
+    head = _head('panoptic')
+    assert isinstance(head, MaskDINOFusionHead)
+    assert head.num_classes == 9
+    assert head.loss() == {}
+
+
+@pytest.mark.parametrize('variant', ['instance', 'panoptic'])
+def test_instance_parity(variant):
+    fx, results = _predict(variant)
+    num_classes = fx['outputs']['pred_logits'].shape[-1]
+    for expected, result in zip(fx['postprocess'], results):
+        exp = expected['instances']
+        ins = result['ins_results']
+        flat = ins.query_indices * num_classes + ins.labels
+        order = flat.argsort()
+        exp_order = exp['flat_index'].argsort()
+        assert flat[order].tolist() == exp['flat_index'][exp_order].tolist()
+        assert len(ins) == len(exp['labels'])
+
+        labels, scores = ins.labels[order], ins.scores[order]
+        bboxes, masks = ins.bboxes[order], ins.masks[order]
+        queries = ins.query_indices[order]
+        assert labels.tolist() == exp['labels'][exp_order].tolist()
+        torch.testing.assert_close(
+            bboxes, exp['boxes'][exp_order], rtol=1e-4, atol=1e-4)
+        score_tol = 1e-4 + exp['score_flip_bound'][exp_order]
+        assert ((scores - exp['scores'][exp_order]).abs() <= score_tol).all()
+
+        assert masks.dtype == torch.bool
+        assert masks.shape[1:] == tuple(expected['original_size'])
+        uncertain = torch.zeros_like(masks)
+        for query, y, x in exp['uncertain_pixels'].tolist():
+            uncertain[queries == query, y, x] = True
+        differ = masks != exp['masks'][exp_order]
+        assert not (differ & ~uncertain).any()
+
+
+def test_instance_thing_filter():
+    fx, results = _predict('panoptic')
+    for result in results:
+        ins = result['ins_results']
+        assert (ins.labels < 6).all()
+        assert ins.bboxes.shape == (len(ins), 4)
+    assert [len(r['ins_results']) for r in results] == [58, 76]
+
+
+def test_panoptic_parity():
+    fx = load_parity_fixture('panoptic')
+    head = _head('panoptic')
+    for i, expected in enumerate(fx['postprocess']):
+        masks = _resized_mask_logits(fx, head, i)
+        seg, info = head.panoptic_inference(fx['outputs']['pred_logits'][i],
+                                            masks)
+        assert seg.dtype == torch.int32
+        assert seg.shape == tuple(expected['original_size'])
+        assert info == expected['segments_info']
+        differ = seg != expected['panoptic_seg']
+        ys, xs = expected['panoptic_uncertain_pixels'].unbind(-1)
+        differ[ys, xs] = False
+        assert not differ.any()
+
+
+def test_panoptic_encoding_decodes_to_official_segments():
+    fx, results = _predict('panoptic')
+    num_classes = 9
+    for expected, result in zip(fx['postprocess'], results):
+        pan = result['pan_results'].sem_seg
+        assert pan.shape == (1, *expected['original_size'])
+        assert pan.dtype == torch.int32
+        pan = pan[0]
+        official = expected['panoptic_seg']
+        certain = torch.ones_like(official, dtype=torch.bool)
+        ys, xs = expected['panoptic_uncertain_pixels'].unbind(-1)
+        certain[ys, xs] = False
+
+        assert (pan[(official == 0) & certain] == num_classes).all()
+        # decode as CocoPanopticMetric does: one segment per unique value
+        codes = [c for c in pan.unique().tolist()
+                 if c % INSTANCE_OFFSET != num_classes]
+        assert len(codes) == len(expected['segments_info'])
+        for seg in expected['segments_info']:
+            values = pan[(official == seg['id']) & certain].unique().tolist()
+            assert len(values) == 1
+            code = values[0]
+            assert code % INSTANCE_OFFSET == seg['category_id']
+            assert (code // INSTANCE_OFFSET > 0) == seg['isthing']
+            if seg['isthing']:
+                assert code // INSTANCE_OFFSET == seg['id']
+
+
+def test_panoptic_synthetic():
+    fx = load_parity_fixture('panoptic')
+    syn = fx['postprocess_synthetic']
+    head = _head('panoptic')
+    seg, info = head.panoptic_inference(syn['mask_cls'], syn['mask_pred'])
+    assert info == syn['segments_info']
+    assert torch.equal(seg, syn['panoptic_seg'])
+    encoded = head.encode_panoptic(seg, info)
+    assert (encoded[seg == 0] == 9).all()
+    assert (encoded[seg == 1] == 1 + INSTANCE_OFFSET).all()
+    assert (encoded[seg == 2] == 7).all()
+    assert (encoded[seg == 3] == 5 + 3 * INSTANCE_OFFSET).all()
+
+
+@pytest.mark.parametrize('variant', ['panoptic', 'semantic'])
+def test_semantic_parity(variant):
+    fx, results = _predict(variant)
+    for expected, result in zip(fx['postprocess'], results):
+        sem = result['sem_results']
+        exp = expected['sem_seg']
+        torch.testing.assert_close(sem.seg_logits, exp, rtol=1e-4, atol=1e-4)
+        assert sem.sem_seg.shape == (1, *expected['original_size'])
+        assert torch.equal(sem.sem_seg[0], sem.seg_logits.argmax(0))
+        # argmax agrees with the official map wherever its top-2 gap is clear
+        top2 = exp.topk(2, dim=0).values
+        clear = (top2[0] - top2[1]) > 1e-4
+        assert torch.equal(sem.sem_seg[0][clear], exp.argmax(0)[clear])
+
+
+def test_focus_on_box_uses_class_scores():
+    fx = load_parity_fixture('instance')
+    head = MaskDINOFusionHead(
+        num_things_classes=7,
+        num_stuff_classes=0,
+        test_cfg=dict(INSTANCE_CFG, focus_on_box=True, max_per_image=10))
+    out = fx['outputs']
+    result = head.predict(out['pred_logits'][:1], out['pred_masks'][:1],
+                          out['pred_boxes'][:1], _metas(fx)[:1])[0]
+    ins = result['ins_results']
+    expected = out['pred_logits'][0].sigmoid().flatten().topk(10).values
+    torch.testing.assert_close(ins.scores, expected, rtol=0, atol=0)
+    assert len(ins) == 10
+
+
+@pytest.mark.parametrize(
+    'instance_on,panoptic_on,semantic_on,rescale',
+    [(*flags, rescale)
+     for flags in itertools.product([False, True], repeat=3)
+     for rescale in (True, False)])
+def test_task_keys_and_shapes(instance_on, panoptic_on, semantic_on, rescale):
+    torch.manual_seed(0)
+    bs, num_queries, things, stuff = 2, 6, 3, 2
+    head = MaskDINOFusionHead(
+        num_things_classes=things,
+        num_stuff_classes=stuff,
+        test_cfg=dict(
+            instance_on=instance_on,
+            panoptic_on=panoptic_on,
+            semantic_on=semantic_on,
+            max_per_image=8))
+    metas = [
+        dict(batch_input_shape=(64, 96), img_shape=(50, 96),
+             ori_shape=(25, 48)),
+        dict(batch_input_shape=(64, 96), img_shape=(64, 70),
+             ori_shape=(90, 98)),
+    ]
+    results = head.predict(
+        torch.randn(bs, num_queries, things + stuff) * 3,
+        torch.randn(bs, num_queries, 16, 24) * 3,
+        torch.rand(bs, num_queries, 4), metas, rescale=rescale)
+
+    expected_keys = {
+        key
+        for key, on in [('ins_results', instance_on), (
+            'pan_results', panoptic_on), ('sem_results', semantic_on)] if on
+    }
+    assert len(results) == bs
+    for meta, result in zip(metas, results):
+        assert set(result) == expected_keys
+        h, w = meta['ori_shape'] if rescale else meta['img_shape']
+        if instance_on:
+            ins = result['ins_results']
+            assert len(ins) <= 8
+            assert ins.masks.shape == (len(ins), h, w)
+            assert ins.bboxes.shape == (len(ins), 4)
+            assert (ins.labels < things).all()
+        if panoptic_on:
+            pan = result['pan_results'].sem_seg
+            assert pan.shape == (1, h, w)
+            assert ((pan % INSTANCE_OFFSET) <= things + stuff).all()
+        if semantic_on:
+            sem = result['sem_results']
+            assert sem.sem_seg.shape == (1, h, w)
+            assert sem.seg_logits.shape == (things + stuff, h, w)
+
+
+def test_box_rescale_formula():
+    boxes = torch.tensor([[0.5, 0.25, 0.2, 0.1]])
+    out = MaskDINOFusionHead.rescale_boxes(boxes, (128, 160), (107, 160),
+                                           (50, 75))
+    scale_h = 128 / 107 * 50
+    expected = torch.tensor([[0.4 * 75, 0.2 * scale_h, 0.6 * 75,
+                              0.3 * scale_h]])
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-5)
+    assert np.isclose(scale_h, 59.813, atol=1e-3)

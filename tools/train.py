@@ -1,0 +1,78 @@
+# Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
+"""Train a detector with MMEngine's Runner.
+
+Works with mmmaskdino configs and with stock MMDetection configs alike::
+
+    python tools/train.py configs/maskdino/maskdino_r18_4xb4-2k_shapes.py
+    python tools/train.py CONFIG --resume            # latest checkpoint in work_dir
+    python tools/train.py CONFIG --resume PATH.pth   # a given checkpoint
+    bash tools/dist_train.sh CONFIG 8                # distributed
+"""
+import argparse
+
+from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmmaskdino.utils.tool_utils import add_common_args, load_runner_config
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    add_common_args(parser)
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='enable automatic mixed precision training')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the learning rate by the actual total batch size')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from the given checkpoint, or from the latest one in '
+        'the work dir when no path is given')
+    return parser.parse_args()
+
+
+def setup_cfg(args: argparse.Namespace) -> Config:
+    """Merge command-line options into the config."""
+    cfg = load_runner_config(args)
+    if args.amp:
+        optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_type == 'AmpOptimWrapper':
+            print('AMP is already enabled in the config.')
+        else:
+            assert optim_type == 'OptimWrapper', (
+                '--amp is only supported with OptimWrapper, got '
+                f'{optim_type}')
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.get(
+                'auto_scale_lr', {}):
+            raise RuntimeError('--auto-scale-lr needs `auto_scale_lr` with '
+                               '`base_batch_size` in the config')
+        cfg.auto_scale_lr.enable = True
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = setup_cfg(args)
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
