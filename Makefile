@@ -23,6 +23,8 @@ $(STAMP): $(VENV)/bin/python requirements/runtime.txt requirements/tests.txt set
 	$(PY) -c "import mmcv.ops" 2>/dev/null || \
 	  MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install --no-build-isolation "mmcv==$(MMCV_VERSION)"
 	$(PIP) install "mmdet==3.3.0" "mmsegmentation==1.2.2" pycocotools scipy "numpy<2.5" -r requirements/tests.txt
+	# openmim's dependency openxlab downgrades setuptools to 60, which cannot do PEP 660 editable installs.
+	$(PIP) install "setuptools>=77.0.3,<81"
 	# panopticapi is not on PyPI; panopticapi-lite ships the same module but pins numpy<2 needlessly.
 	$(PIP) install --no-deps "panopticapi-lite==0.2.0"
 	$(PIP) install --no-build-isolation --no-deps -e .

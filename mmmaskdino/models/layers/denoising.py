@@ -1,9 +1,10 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
 """DN-DETR-style denoising queries of Mask DINO (reference section 2).
 
-mmdet's ``CdnQueryGenerator`` (DINO) cannot be reused: it builds contrastive positive/negative groups
-with a fixed group count, an indicator-free label table of size ``num_classes`` plus box noise in xyxy,
-whereas Mask DINO uses positive-only groups, ``dn_num // max #GT`` groups, and box noise in cxcywh.
+mmdet's ``CdnQueryGenerator`` (DINO) cannot be reused: it builds contrastive groups (a positive and a
+negative copy of every GT, ``2 * max #GT`` slots per group), noises boxes in xyxy with a sign/magnitude
+split, and always keeps at least one group. Mask DINO uses positive-only groups of ``max #GT`` slots,
+box noise in cxcywh, and skips DN when ``max #GT > dn_num``.
 """
 from typing import List, Optional
 

@@ -133,8 +133,14 @@ def test_two_fpn_levels():
 
 def test_gradients_reach_every_parameter():
     encoder = tiny_encoder()
-    mask_features, multi_scale = encoder(backbone_feats(2, 64, 96))
     torch.manual_seed(2)
+    # With the official init (zero offset/attention weights) the query, hence
+    # level_embed, has no effect yet: perturb those weights first.
+    for layer in encoder.encoder.layers:
+        for linear in (layer.self_attn.sampling_offsets,
+                       layer.self_attn.attention_weights):
+            torch.nn.init.normal_(linear.weight, std=0.05)
+    mask_features, multi_scale = encoder(backbone_feats(2, 64, 96))
     # Random weights: the plain sum of a LayerNorm output has zero gradient.
     loss = (mask_features * torch.randn_like(mask_features)).sum()
     loss = loss + sum((m * torch.randn_like(m)).sum() for m in multi_scale)
