@@ -86,7 +86,9 @@ def _panoptic_pred(sample: DetDataSample, perturb: bool) -> None:
     """``pred_panoptic_seg`` in MMDetection's encoding (``label + id *
     INSTANCE_OFFSET``, void = number of classes) built from the ground
     truth; crowd regions are left void. With ``perturb``, one thing in three
-    is relabelled, one dropped, and every other scene swaps sky and grass."""
+    is relabelled, one dropped, and every other scene swaps sky and grass.
+    ``pred_instances`` come from :func:`_instance_pred`."""
+    _instance_pred(sample, perturb)
     sem = sample.gt_sem_seg.sem_seg[0].long()
     pan = torch.full_like(sem, NUM_CLASSES)
     stuff = (sem >= NUM_THINGS) & (sem < NUM_CLASSES)

@@ -108,7 +108,8 @@ class MaskDINODecoder(BaseModule):
             self_attn_cfg=dict(
                 embed_dims=hidden_dim,
                 num_heads=num_heads,
-                dropout=0.0,
+                attn_drop=0.0,
+                proj_drop=0.0,
                 batch_first=True),
             cross_attn_cfg=dict(
                 embed_dims=hidden_dim,

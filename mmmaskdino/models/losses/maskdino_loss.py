@@ -1,8 +1,8 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
 """Mask DINO training criterion: Hungarian matching of every prediction set, fixed DN assignment.
 
-The per-term math is mmdet's (``HungarianAssigner`` with ``FocalLossCost``/``CrossEntropyLossCost``/
-``DiceCost`` and the normalised box costs of ``match_costs.py``; ``FocalLoss``, ``CrossEntropyLoss``,
+The per-term math is mmdet's (``HungarianAssigner`` with ``FocalLossCost``/``DiceCost`` and the BCE and
+normalised box costs of ``match_costs.py``; ``FocalLoss``, ``CrossEntropyLoss``,
 ``DiceLoss``, ``L1Loss``, ``GIoULoss``; mmdet's uncertainty point sampling). This module owns what mmdet
 has no equivalent for: the bookkeeping over final, auxiliary, interm and denoising sets (mmdet's DINO
 head has no mask terms and assumes contrastive DN groups), box-only images and decoupled stuff boxes.
@@ -31,7 +31,7 @@ DEFAULT_ASSIGNER = dict(
         dict(type='FocalLossCost', alpha=0.25, gamma=2.0, eps=1e-8, weight=4.0),
         dict(type='NormalizedBBoxL1Cost', weight=5.0),
         dict(type='NormalizedGIoUCost', weight=2.0),
-        dict(type='CrossEntropyLossCost', use_sigmoid=True, weight=5.0),
+        dict(type='FastCrossEntropyLossCost', weight=5.0),
         dict(type='DiceCost', pred_act=True, eps=1.0, naive_dice=True, weight=5.0),
     ])
 

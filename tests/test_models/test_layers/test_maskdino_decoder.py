@@ -3,9 +3,10 @@ from typing import Optional
 
 import pytest
 import torch
-from mmdet.registry import MODELS
+from mmengine.structures import InstanceData
 from torch import nn
 
+import mmmaskdino.models.layers.denoising  # noqa: F401 (registers MaskDINODenoising)
 from mmmaskdino.models.layers.box_ops import masks_to_refpoint_logits
 from mmmaskdino.models.layers.maskdino_decoder import MaskDINODecoder
 from mmmaskdino.utils.checkpoint_conversion import convert_head_state_dict
@@ -13,28 +14,6 @@ from tests.conftest import load_parity_fixture
 
 PREFIX = 'panoptic_head.predictor.'
 TOL = dict(rtol=1e-4, atol=1e-4)
-
-
-class _StubDenoising(nn.Module):
-    """Stand-in with the documented ``label_enc`` while ``denoising.py`` is absent."""
-
-    def __init__(self, num_classes, embed_dims, dn_num=100, noise_scale=0.4):
-        super().__init__()
-        self.label_enc = nn.Embedding(num_classes, embed_dims)
-
-
-@pytest.fixture(autouse=True)
-def denoising_registered():
-    """Use the real ``MaskDINODenoising`` when it exists, else a temporary stub."""
-    if 'MaskDINODenoising' not in MODELS.module_dict:
-        try:
-            import mmmaskdino.models.layers.denoising  # noqa: F401
-        except ImportError:
-            MODELS.register_module('MaskDINODenoising', module=_StubDenoising)
-            yield
-            MODELS.module_dict.pop('MaskDINODenoising')
-            return
-    yield
 
 
 def _decoder_from_fixture(fx: dict) -> MaskDINODecoder:
@@ -208,37 +187,19 @@ def _tiny_inputs(seed: int = 1):
     return feats, mask_features
 
 
-def _dn_attn_mask(single_pad: int, num_groups: int,
-                  num_queries: int) -> torch.Tensor:
-    """Reference §2.5 mask, True = blocked."""
-    pad = single_pad * num_groups
-    mask = torch.zeros(pad + num_queries, pad + num_queries, dtype=torch.bool)
-    mask[pad:, :pad] = True
-    for g in range(num_groups):
-        rows = slice(g * single_pad, (g + 1) * single_pad)
-        mask[rows, :g * single_pad] = True
-        mask[rows, (g + 1) * single_pad:pad] = True
-    return mask
-
-
-def _hand_made_dn(decoder: MaskDINODecoder,
-                  single_pad: int = 2,
-                  num_groups: int = 2) -> dict:
-    """Documented DN dict; the content comes from ``label_enc`` like the real generator's."""
-    pad = single_pad * num_groups
+def _denoising_queries(decoder: MaskDINODecoder) -> dict:
+    """DN queries of the real generator: 2 GT and 1 GT, dn_num 4 -> 2 groups of 2 slots."""
     gen = torch.Generator().manual_seed(2)
-    labels = torch.randint(0, NUM_CLASSES, (BS, pad), generator=gen)
-    query = decoder.denoising.label_enc(labels)
-    query[1, 1::single_pad] = 0  # image 1 has a single GT: unused slots stay zero
-    boxes = torch.rand(BS, pad, 4, generator=gen) * 0.5 + 0.25
-    ref_logits = torch.log(boxes / (1 - boxes))
-    ref_logits[1, 1::single_pad] = 0
-    return dict(
-        query=query,
-        ref_logits=ref_logits,
-        attn_mask=_dn_attn_mask(single_pad, num_groups, NUM_QUERIES),
-        dn_meta=dict(
-            pad_size=pad, num_groups=num_groups, single_pad=single_pad))
+    gts = []
+    for num_gt in (2, 1):
+        gt = InstanceData()
+        gt.labels = torch.randint(0, NUM_CLASSES, (num_gt, ), generator=gen)
+        gt.bboxes = torch.rand(num_gt, 4, generator=gen) * 0.5 + 0.25
+        gts.append(gt)
+    torch.manual_seed(4)
+    dn = decoder.denoising(gts, NUM_QUERIES)
+    assert dn['dn_meta']['pad_size'] == 4
+    return dn
 
 
 def _randomise(module: nn.Module) -> None:
@@ -319,7 +280,9 @@ def test_mask_enhanced_anchors(box_type):
 
 
 def _loss(outputs: dict, dn_outputs: Optional[dict]) -> torch.Tensor:
-    sets = [outputs, outputs['interm_outputs'], *outputs['aux_outputs']]
+    sets = [outputs, *outputs['aux_outputs']]
+    if outputs['interm_outputs'] is not None:
+        sets.append(outputs['interm_outputs'])
     if dn_outputs is not None:
         sets += [dn_outputs, *dn_outputs['aux_outputs']]
     total = 0.
@@ -337,7 +300,7 @@ def test_training_forward_with_dn(two_stage):
     decoder = _tiny_decoder(**kwargs).train()
     _randomise(decoder)
     feats, mask_features = _tiny_inputs()
-    dn = _hand_made_dn(decoder)
+    dn = _denoising_queries(decoder)
     pad = dn['dn_meta']['pad_size']
     outputs, dn_outputs = decoder(feats, mask_features, dn=dn)
 

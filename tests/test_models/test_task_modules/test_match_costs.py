@@ -86,7 +86,9 @@ def test_mmdet_class_and_mask_costs_equal_official_formulas():
     bce_neg = F.binary_cross_entropy_with_logits(point_logits, torch.zeros_like(point_logits),
                                                  reduction='none')
     expected_ce = (bce_pos @ point_gt.T + bce_neg @ (1 - point_gt).T) / 50
-    torch.testing.assert_close(costs['CrossEntropyLossCost'](preds, gts), 5.0 * expected_ce)
+    torch.testing.assert_close(costs['FastCrossEntropyLossCost'](preds, gts), 5.0 * expected_ce)
+    mmdet_ce = TASK_UTILS.build(dict(type='CrossEntropyLossCost', use_sigmoid=True, weight=5.0))
+    torch.testing.assert_close(mmdet_ce(preds, gts), 5.0 * expected_ce)
     sig = point_logits.sigmoid()
     expected_dice = 1 - (2 * sig @ point_gt.T + 1) / (sig.sum(-1)[:, None] + point_gt.sum(-1)[None] + 1)
     torch.testing.assert_close(costs['DiceCost'](preds, gts), 5.0 * expected_dice)

@@ -1,0 +1,47 @@
+# COCO instance segmentation with large-scale jittering (LSJ) at 1024x1024,
+# the official Mask DINO recipe expressed with mmdet transforms. Differences to
+# detectron2's ResizeScale + FixedSizeCrop (training only): images are padded
+# with 0 after normalisation instead of raw value 128.
+_base_ = 'mmdet::_base_/datasets/coco_instance.py'
+
+image_size = (1024, 1024)
+backend_args = None
+train_pipeline = [
+    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='RandomResize',
+        scale=image_size,
+        ratio_range=(0.1, 2.0),
+        keep_ratio=True),
+    dict(
+        type='RandomCrop',
+        crop_size=image_size,
+        crop_type='absolute',
+        recompute_bbox=True,
+        allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
+    dict(type='PackDetInputs')
+]
+# detectron2 decodes and resizes test images with PIL: use the pillow backends
+test_pipeline = [
+    dict(
+        type='LoadImageFromFile',
+        to_float32=True,
+        imdecode_backend='pillow',
+        backend_args=backend_args),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+train_dataloader = dict(
+    batch_size=2, num_workers=2, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+batch_augments = [
+    dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)
+]
