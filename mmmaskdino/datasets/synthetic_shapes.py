@@ -43,7 +43,6 @@ STUFF_CATEGORIES: Tuple[Tuple[int, str, Tuple[int, int, int]], ...] = (
 THING_CLASSES = tuple(name for _, name, _ in THING_CATEGORIES)
 STUFF_CLASSES = tuple(name for _, name, _ in STUFF_CATEGORIES)
 CLASSES = THING_CLASSES + STUFF_CLASSES
-PALETTE = tuple(c for _, _, c in THING_CATEGORIES + STUFF_CATEGORIES)
 
 SPLIT_SEED_OFFSETS = {'train': 0, 'val': 1}
 MIN_SIDE, MAX_SIDE = 96, 192
@@ -56,7 +55,8 @@ EMPTY_FRACTION = 0.03
 
 @dataclass
 class _Layer:
-    """One drawn thing: full mask, label (index into ``CLASSES``), crowd."""
+    """One drawn thing: full mask, label (index into ``THING_CLASSES``),
+    crowd flag and fill colour."""
     mask: np.ndarray
     label: int
     iscrowd: bool
@@ -69,9 +69,20 @@ class _Layer:
 def _smooth_noise(rng: np.random.Generator, h: int, w: int,
                   cell: int) -> np.ndarray:
     """Low-frequency noise in [-1, 1]: a coarse grid upsampled bilinearly."""
-    grid = rng.uniform(-1, 1, (h // cell + 2, w // cell + 2)).astype(np.float32)
-    img = Image.fromarray(grid, mode='F').resize((w, h), Image.BILINEAR)
+    grid = rng.uniform(-1, 1,
+                       (h // cell + 2, w // cell + 2)).astype(np.float32)
+    img = Image.fromarray(grid).resize((w, h), Image.BILINEAR)
     return np.asarray(img)
+
+
+def _wavy(rng: np.random.Generator, base: float, coord: np.ndarray,
+          amplitude: Tuple[float, float],
+          period: Tuple[float, float]) -> np.ndarray:
+    """``base + a sin(coord / p + phase)`` with a random amplitude ``a``,
+    period ``p`` and phase: a wavy boundary position along ``coord``."""
+    amp = rng.uniform(*amplitude)
+    return base + amp * np.sin(coord / rng.uniform(*period) +
+                               rng.uniform(0, 2 * np.pi))
 
 
 def _stuff_layout(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -81,8 +92,7 @@ def _stuff_layout(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     by a wavy vertical shore, or a top-down view without sky.
     """
     ys, xs = np.mgrid[0:h, 0:w]
-    shore = w * rng.uniform(0.25, 0.75) + rng.uniform(4, 12) * np.sin(
-        ys / rng.uniform(8, 20) + rng.uniform(0, 2 * np.pi))
+    shore = _wavy(rng, w * rng.uniform(0.25, 0.75), ys, (4, 12), (8, 20))
     left, right = rng.permutation([1, 2])
     ground = np.where(xs < shore, left, right)
     kind = rng.choice(['split', 'single', 'no_sky'], p=[0.5, 0.3, 0.2])
@@ -90,8 +100,7 @@ def _stuff_layout(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         ground[:] = rng.integers(1, 3)
     if kind == 'no_sky':
         return ground
-    horizon = h * rng.uniform(0.25, 0.6) + rng.uniform(2, 8) * np.sin(
-        xs / rng.uniform(8, 24) + rng.uniform(0, 2 * np.pi))
+    horizon = _wavy(rng, h * rng.uniform(0.25, 0.6), xs, (2, 8), (8, 24))
     return np.where(ys < horizon, 0, ground)
 
 
@@ -102,7 +111,8 @@ def _stuff_textures(rng: np.random.Generator, h: int,
     fine = rng.normal(0, 1, (h, w)).astype(np.float32)
     sky = np.asarray(STUFF_CATEGORIES[0][2], np.float32) + (
         30 * ys / h)[..., None] + 18 * _smooth_noise(rng, h, w, 24)[..., None]
-    blades = np.sin(xs * rng.uniform(1.2, 2.0) + 3 * _smooth_noise(rng, h, w, 8))
+    blades = np.sin(xs * rng.uniform(1.2, 2.0) +
+                    3 * _smooth_noise(rng, h, w, 8))
     grass = np.asarray(STUFF_CATEGORIES[1][2], np.float32) + (
         14 * blades + 14 * fine)[..., None] * np.float32([0.6, 1.0, 0.4])
     waves = np.sin(ys * rng.uniform(0.5, 0.9) + 2 * np.sin(xs / 9))
@@ -140,7 +150,8 @@ def _shape_mask(label: int, cx: float, cy: float, size: float, angle: float,
     elif name == 'triangle':
         draw.polygon(_regular_polygon(cx, cy, [r] * 3, angle), fill=1)
     else:
-        draw.polygon(_regular_polygon(cx, cy, [r, 0.45 * r] * 5, angle), fill=1)
+        draw.polygon(
+            _regular_polygon(cx, cy, [r, 0.45 * r] * 5, angle), fill=1)
     return np.asarray(canvas, dtype=bool)
 
 
@@ -211,8 +222,8 @@ def _sample_crowd(rng: np.random.Generator, h: int, w: int) -> _Layer:
     return _Layer(mask, label, True, _thing_colour(rng, label))
 
 
-def _sample_layers(rng: np.random.Generator, h: int, w: int, kind: str
-                   ) -> List[_Layer]:
+def _sample_layers(rng: np.random.Generator, h: int, w: int,
+                   kind: str) -> List[_Layer]:
     """Bottom-to-top list of things for a scene of ``kind`` ``'empty'``,
     ``'crowd'`` (one crowd region under the objects) or ``'plain'``."""
     layers: List[_Layer] = []
@@ -261,12 +272,12 @@ def _encode_rle(mask: np.ndarray) -> dict:
 def _bbox(mask: np.ndarray) -> List[int]:
     """COCO ``[x, y, w, h]`` of a non-empty mask."""
     ys, xs = np.nonzero(mask)
-    return [int(xs.min()), int(ys.min()), int(np.ptp(xs) + 1),
-            int(np.ptp(ys) + 1)]
+    x, y = int(xs.min()), int(ys.min())
+    return [x, y, int(xs.max()) - x + 1, int(ys.max()) - y + 1]
 
 
-def _id_to_rgb(seg_id: int) -> Tuple[int, int, int]:
-    """COCO panoptic colour of segment id ``R + 256 G + 256^2 B``."""
+def _id_to_rgb(seg_id: np.ndarray) -> Tuple[np.ndarray, ...]:
+    """COCO panoptic R, G, B channels of ids ``R + 256 G + 256^2 B``."""
     return seg_id % 256, seg_id // 256 % 256, seg_id // 65536
 
 
@@ -290,14 +301,14 @@ def _make_scene(rng: np.random.Generator, kind: str) -> _Scene:
     segments = []
     for layer, vis in zip(layers, _visible(layers)):
         semantic[vis] = layer.label
-        segments.append(dict(mask=vis, label=layer.label,
-                             iscrowd=int(layer.iscrowd)))
+        segments.append(
+            dict(mask=vis, label=layer.label, iscrowd=int(layer.iscrowd)))
     thing_pixels = semantic < len(THING_CLASSES)
     for idx in range(len(STUFF_CLASSES)):
         region = (stuff == idx) & ~thing_pixels
         if region.any():
-            segments.append(dict(mask=region, label=len(THING_CLASSES) + idx,
-                                 iscrowd=0))
+            segments.append(
+                dict(mask=region, label=len(THING_CLASSES) + idx, iscrowd=0))
     for seg_id, seg in enumerate(segments, start=1):
         seg['id'] = seg_id
         panoptic_ids[seg['mask']] = seg_id
@@ -311,12 +322,18 @@ def _category_id(label: int) -> int:
 
 def _categories_json() -> Tuple[List[dict], List[dict]]:
     """Instance (things only) and panoptic (things then stuff) categories."""
-    instance = [dict(id=i, name=n, supercategory='shape')
-                for i, n, _ in THING_CATEGORIES]
-    panoptic = [dict(id=i, name=n, supercategory='shape', isthing=1,
-                     color=list(c)) for i, n, c in THING_CATEGORIES]
-    panoptic += [dict(id=i, name=n, supercategory='region', isthing=0,
-                      color=list(c)) for i, n, c in STUFF_CATEGORIES]
+    instance = [
+        dict(id=i, name=n, supercategory='shape')
+        for i, n, _ in THING_CATEGORIES
+    ]
+    panoptic = [
+        dict(id=i, name=n, supercategory='shape', isthing=1, color=list(c))
+        for i, n, c in THING_CATEGORIES
+    ]
+    panoptic += [
+        dict(id=i, name=n, supercategory='region', isthing=0, color=list(c))
+        for i, n, c in STUFF_CATEGORIES
+    ]
     return instance, panoptic
 
 
@@ -337,20 +354,45 @@ def _annotate(scene: _Scene, image_id: int, file_name: str,
     for seg in scene.segments:
         area, bbox = int(seg['mask'].sum()), _bbox(seg['mask'])
         category_id = _category_id(seg['label'])
-        segments_info.append(dict(id=seg['id'], category_id=category_id,
-                                  area=area, bbox=bbox,
-                                  iscrowd=seg['iscrowd']))
+        segments_info.append(
+            dict(
+                id=seg['id'],
+                category_id=category_id,
+                area=area,
+                bbox=bbox,
+                iscrowd=seg['iscrowd']))
         if seg['label'] < len(THING_CLASSES):
-            instances.append(dict(
-                id=next_ann_id + len(instances), image_id=image_id,
-                category_id=category_id, segmentation=_encode_rle(seg['mask']),
-                area=area, bbox=bbox, iscrowd=seg['iscrowd']))
-    panoptic = dict(image_id=image_id, file_name=file_name,
-                    segments_info=segments_info)
+            instances.append(
+                dict(
+                    id=next_ann_id + len(instances),
+                    image_id=image_id,
+                    category_id=category_id,
+                    segmentation=_encode_rle(seg['mask']),
+                    area=area,
+                    bbox=bbox,
+                    iscrowd=seg['iscrowd']))
+    panoptic = dict(
+        image_id=image_id, file_name=file_name, segments_info=segments_info)
     return instances, panoptic
 
 
-def generate_split(out_dir: str, split: str, num_images: int,
+def _scene_kinds(rng: np.random.Generator, num_images: int) -> List[str]:
+    """Kind of each scene: a few ``'empty'`` (no things) and a few
+    ``'crowd'`` scenes, at least one of each when there are two scenes."""
+    kinds = ['plain'] * num_images
+    order = rng.permutation(num_images).tolist()
+    num_empty = min(len(order), max(1, round(num_images * EMPTY_FRACTION)))
+    num_crowd = max(1, round(num_images * CROWD_FRACTION))
+    for idx in order[:num_empty]:
+        kinds[idx] = 'empty'
+    for idx in order[num_empty:num_empty + num_crowd]:
+        kinds[idx] = 'crowd'
+    return kinds
+
+
+def generate_split(out_dir: str,
+                   split: str,
+                   num_images: int,
                    seed: int = 0) -> Dict[str, int]:
     """Generate one split under ``out_dir``; returns counts of what it wrote.
 
@@ -377,36 +419,25 @@ def generate_split(out_dir: str, split: str, num_images: int,
         scene = _make_scene(rng, kind)
         stem = f'{idx:06d}'
         h, w = scene.semantic.shape
-        images.append(dict(id=idx + 1, file_name=f'{stem}.png', height=h,
-                           width=w))
+        images.append(
+            dict(id=idx + 1, file_name=f'{stem}.png', height=h, width=w))
         anns, pan = _annotate(scene, idx + 1, f'{stem}.png',
                               len(instances) + 1)
         instances += anns
         panoptic.append(pan)
         _write_scene(out, split, stem, scene)
     instance_cats, panoptic_cats = _categories_json()
-    _dump_json(out / 'annotations' / f'instances_{split}.json',
-               dict(images=images, annotations=instances,
-                    categories=instance_cats))
-    _dump_json(out / 'annotations' / f'panoptic_{split}.json',
-               dict(images=images, annotations=panoptic,
-                    categories=panoptic_cats))
-    return dict(images=len(images), instances=len(instances),
-                crowd=kinds.count('crowd'), empty_images=kinds.count('empty'))
-
-
-def _scene_kinds(rng: np.random.Generator, num_images: int) -> List[str]:
-    """Kind of each scene: a few ``'empty'`` (no things) and a few
-    ``'crowd'`` scenes, at least one of each when there are two scenes."""
-    kinds = ['plain'] * num_images
-    order = rng.permutation(num_images).tolist()
-    num_empty = min(len(order), max(1, round(num_images * EMPTY_FRACTION)))
-    num_crowd = max(1, round(num_images * CROWD_FRACTION))
-    for idx in order[:num_empty]:
-        kinds[idx] = 'empty'
-    for idx in order[num_empty:num_empty + num_crowd]:
-        kinds[idx] = 'crowd'
-    return kinds
+    _dump_json(
+        out / 'annotations' / f'instances_{split}.json',
+        dict(images=images, annotations=instances, categories=instance_cats))
+    _dump_json(
+        out / 'annotations' / f'panoptic_{split}.json',
+        dict(images=images, annotations=panoptic, categories=panoptic_cats))
+    return dict(
+        images=len(images),
+        instances=len(instances),
+        crowd=kinds.count('crowd'),
+        empty_images=kinds.count('empty'))
 
 
 def _dump_json(path: Path, obj: dict) -> None:
@@ -417,11 +448,16 @@ def _dump_json(path: Path, obj: dict) -> None:
 
 def generation_params(seed: int, num_train: int, num_val: int) -> dict:
     """The parameters that fully determine a generated dataset."""
-    return dict(version=GENERATOR_VERSION, seed=seed, num_train=num_train,
-                num_val=num_val)
+    return dict(
+        version=GENERATOR_VERSION,
+        seed=seed,
+        num_train=num_train,
+        num_val=num_val)
 
 
-def generate_dataset(out_dir: str, seed: int = 0, num_train: int = 400,
+def generate_dataset(out_dir: str,
+                     seed: int = 0,
+                     num_train: int = 400,
                      num_val: int = 60) -> Dict[str, dict]:
     """Generate the train and val splits and a ``generation.json`` stamp.
 
@@ -434,9 +470,11 @@ def generate_dataset(out_dir: str, seed: int = 0, num_train: int = 400,
     Returns:
         Per-split counts (images, instances, crowd, empty_images).
     """
-    summary = {split: generate_split(out_dir, split, size, seed)
-               for split, size in (('train', num_train), ('val', num_val))}
-    _dump_json(Path(out_dir) / 'generation.json',
-               dict(generation_params(seed, num_train, num_val),
-                    summary=summary))
+    summary = {
+        split: generate_split(out_dir, split, size, seed)
+        for split, size in (('train', num_train), ('val', num_val))
+    }
+    _dump_json(
+        Path(out_dir) / 'generation.json',
+        dict(generation_params(seed, num_train, num_val), summary=summary))
     return summary

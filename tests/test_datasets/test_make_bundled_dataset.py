@@ -5,15 +5,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / 'tools/misc/make_bundled_dataset.py'
+SCRIPT = Path(
+    __file__).resolve().parents[2] / 'tools/misc/make_bundled_dataset.py'
 
 
 def run_cli(out: Path, *extra: str) -> str:
     """Run the script with 3 train and 2 val scenes; returns its stdout."""
-    cmd = [sys.executable, str(SCRIPT), '--out', str(out), '--num-train', '3',
-           '--num-val', '2', *extra]
-    return subprocess.run(cmd, check=True, capture_output=True,
-                          text=True).stdout
+    cmd = [
+        sys.executable,
+        str(SCRIPT), '--out',
+        str(out), '--num-train', '3', '--num-val', '2', *extra
+    ]
+    return subprocess.run(
+        cmd, check=True, capture_output=True, text=True).stdout
 
 
 def test_second_run_skips_and_new_params_regenerate(tmp_path):

@@ -30,8 +30,9 @@ def test_instance_like_pipelines(shapes_root, task, num_classes):
     train = build_shapes_dataset(task, 'train', shapes_root)
     val = build_shapes_dataset(task, 'val', shapes_root)
     assert (len(train), len(val)) == (8, 12)  # empty scenes are kept
-    assert train.metainfo['classes'][:NUM_THINGS] == (
-        'circle', 'square', 'triangle', 'star', 'ring')
+    assert train.metainfo['classes'][:NUM_THINGS] == ('circle', 'square',
+                                                      'triangle', 'star',
+                                                      'ring')
     assert len(train.metainfo['classes']) == num_classes
     with_masks = task != 'detection'
     num_train_instances = 0

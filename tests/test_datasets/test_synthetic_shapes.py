@@ -32,9 +32,11 @@ def _pan_ids(root: Path, split: str, file_name: str) -> np.ndarray:
 
 
 def _split_arrays(root: Path, split: str) -> list:
-    return [_png(p) for sub in (f'images/{split}', f'semantic/{split}',
-                                f'annotations/panoptic_{split}')
-            for p in sorted((root / sub).glob('*.png'))]
+    return [
+        _png(p) for sub in (f'images/{split}', f'semantic/{split}',
+                            f'annotations/panoptic_{split}')
+        for p in sorted((root / sub).glob('*.png'))
+    ]
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
@@ -44,13 +46,12 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
         a, b, c = (_load(tmp_path / n, kind, 'val') for n in 'abc')
         assert a == b
         assert a != c
-    arrays_a, arrays_b, arrays_c = (_split_arrays(tmp_path / n, 'val')
-                                    for n in 'abc')
+    arrays_a, arrays_b, arrays_c = (
+        _split_arrays(tmp_path / n, 'val') for n in 'abc')
     assert len(arrays_a) == 12
     assert all(np.array_equal(x, y) for x, y in zip(arrays_a, arrays_b))
-    assert not all(
-        x.shape == y.shape and np.array_equal(x, y)
-        for x, y in zip(arrays_a, arrays_c))
+    assert not all(x.shape == y.shape and np.array_equal(x, y)
+                   for x, y in zip(arrays_a, arrays_c))
 
 
 def test_summary_and_stamp(shapes_root):
@@ -59,9 +60,10 @@ def test_summary_and_stamp(shapes_root):
     assert stamp['seed'] == 0
     assert stamp['summary']['train']['images'] == 8
     assert stamp['summary']['val'] == dict(
-        images=12, instances=len(_load(shapes_root, 'instances',
-                                       'val')['annotations']),
-        crowd=1, empty_images=1)
+        images=12,
+        instances=len(_load(shapes_root, 'instances', 'val')['annotations']),
+        crowd=1,
+        empty_images=1)
 
 
 def test_sizes_and_aspect_ratios_vary(shapes_root):
@@ -82,10 +84,10 @@ def test_objects_overlap_crowds_and_empty_scenes(shapes_root):
     by_image = {}
     for ann in anns:
         by_image.setdefault(ann['image_id'], []).append(ann['bbox'])
-    touching = sum(
-        1 for boxes in by_image.values() for a, b in combinations(boxes, 2)
-        if min(a[0] + a[2], b[0] + b[2]) >= max(a[0], b[0])
-        and min(a[1] + a[3], b[1] + b[3]) >= max(a[1], b[1]))
+    touching = sum(1 for boxes in by_image.values()
+                   for a, b in combinations(boxes, 2)
+                   if min(a[0] + a[2], b[0] + b[2]) >= max(a[0], b[0])
+                   and min(a[1] + a[3], b[1] + b[3]) >= max(a[1], b[1]))
     assert touching >= 5
     assert len(by_image) == len(data['images']) - 1
     assert sum(a['iscrowd'] for a in data['annotations']) == 1
@@ -117,8 +119,9 @@ def test_rle_masks_match_panoptic_and_semantic(shapes_root):
             (seg_id, ) = np.unique(ids[mask])
             seg = segments[seg_id]
             assert (ids == seg_id).sum() == mask.sum() == ann['area']
-            assert (seg['category_id'], seg['iscrowd'], seg['bbox']) == (
-                ann['category_id'], ann['iscrowd'], ann['bbox'])
+            assert (seg['category_id'], seg['iscrowd'],
+                    seg['bbox']) == (ann['category_id'], ann['iscrowd'],
+                                     ann['bbox'])
             checked += 1
     assert checked == len(instances['annotations']) > 20
 
@@ -128,12 +131,12 @@ def test_categories_match_config_metainfo(shapes_root):
     panoptic = _load(shapes_root, 'panoptic', 'val')
     instances = _load(shapes_root, 'instances', 'val')
     names = tuple(c['name'] for c in panoptic['categories'])
-    assert names == meta.shapes_metainfo['classes']
+    assert names == meta.shapes_metainfo['classes'] == shapes.CLASSES
     assert [c['isthing'] for c in panoptic['categories']] == [1] * 5 + [0] * 3
     assert tuple(c['name'] for c in instances['categories']) == \
         meta.shapes_thing_metainfo['classes'] == meta.thing_classes
-    assert [tuple(c['color']) for c in panoptic['categories']] == [
-        tuple(c) for c in meta.shapes_metainfo['palette']]
+    assert [tuple(c['color']) for c in panoptic['categories']
+            ] == [tuple(c) for c in meta.shapes_metainfo['palette']]
     ids = [c['id'] for c in panoptic['categories']]
     assert ids != list(range(1, len(ids) + 1))  # non-contiguous like COCO
 

@@ -24,14 +24,13 @@ def evaluate(task: str, root: Path, perturb: bool) -> dict:
     dataset = build_shapes_dataset(task, 'val', root)
     cfg = Config.fromfile(str(CFG_DIR / f'shapes_{task}.py'))
     metric_cfgs = cfg.val_evaluator
-    metric_cfgs = metric_cfgs if isinstance(metric_cfgs, list) else [
-        metric_cfgs
-    ]
+    if not isinstance(metric_cfgs, list):
+        metric_cfgs = [metric_cfgs]
     for metric_cfg in metric_cfgs:
         for key in ('ann_file', 'seg_prefix'):
             if key in metric_cfg:
-                metric_cfg[key] = str(root) + metric_cfg[key][len(
-                    'data/shapes'):]
+                metric_cfg[key] = metric_cfg[key].replace(
+                    'data/shapes', str(root), 1)
         if metric_cfg.type == 'CocoPanopticMetric':
             metric_cfg.nproc = 1
     evaluator = Evaluator(list(metric_cfgs))

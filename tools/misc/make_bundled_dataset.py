@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-GENERATOR = (Path(__file__).resolve().parents[2] / 'mmmaskdino' / 'datasets' /
-             'synthetic_shapes.py')
+GENERATOR = (
+    Path(__file__).resolve().parents[2] / 'mmmaskdino' / 'datasets' /
+    'synthetic_shapes.py')
 
 
 def load_generator():
@@ -42,8 +43,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-train', type=int, default=400)
     parser.add_argument('--num-val', type=int, default=60)
-    parser.add_argument('--force', action='store_true',
-                        help='regenerate even if an identical copy exists')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='regenerate even if an identical copy exists')
     return parser.parse_args()
 
 
@@ -78,12 +81,13 @@ def main() -> None:
         print(f'{out}: up to date ({params}), nothing to do')
         return
     start = time.perf_counter()
-    summary = shapes.generate_dataset(str(out), args.seed, args.num_train,
-                                      args.num_val)
+    summary = shapes.generate_dataset(
+        str(out), args.seed, args.num_train, args.num_val)
     elapsed = time.perf_counter() - start
     print(f'wrote {out} in {elapsed:.1f} s ({params})')
     for split, counts in summary.items():
-        print(f'  {split}: ' + ', '.join(f'{k}={v}' for k, v in counts.items()))
+        print(f'  {split}: ' + ', '.join(f'{k}={v}'
+                                         for k, v in counts.items()))
 
 
 if __name__ == '__main__':

@@ -49,7 +49,8 @@ train_dataloader = dict(
         metainfo={{_base_.shapes_metainfo}},
         img_suffix='.png',
         seg_map_suffix='.png',
-        data_prefix=dict(img_path='images/train', seg_map_path='semantic/train'),
+        data_prefix=dict(
+            img_path='images/train', seg_map_path='semantic/train'),
         pipeline=train_pipeline,
         backend_args=backend_args))
 val_dataloader = dict(
