@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmmaskdino.datasets.synthetic_shapes import generate_dataset
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARITY_DIR = Path(
     os.environ.get('MMMASKDINO_PARITY_DIR',
@@ -25,3 +27,16 @@ def load_parity_fixture(variant: str) -> dict:
 def parity_fixture(request) -> dict:
     """Each of the three official-output fixtures in turn."""
     return load_parity_fixture(request.param)
+
+
+SHAPES_SEED = 0
+SHAPES_NUM_TRAIN = 8
+SHAPES_NUM_VAL = 12
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory) -> Path:
+    """Root of a small bundled-shapes dataset (8 train, 12 val scenes)."""
+    root = tmp_path_factory.mktemp('shapes')
+    generate_dataset(str(root), SHAPES_SEED, SHAPES_NUM_TRAIN, SHAPES_NUM_VAL)
+    return root
