@@ -5,15 +5,11 @@ _base_ = [
     '../_base_/datasets/cityscapes_semantic_512x1024.py',
     '../_base_/schedules/maskdino_steplr.py', '../_base_/default_runtime.py'
 ]
-num_classes = 19
 model = dict(
     data_preprocessor=dict(batch_augments={{_base_.batch_augments}}),
     backbone=dict(
         norm_cfg=dict(type='SyncBN', requires_grad=True), norm_eval=False),
-    panoptic_head=dict(
-        num_stuff_classes=num_classes,
-        criterion=dict(
-            loss_cls=dict(class_weight=[1.0] * num_classes + [0.1]))),
+    panoptic_head=dict(num_stuff_classes=19),
     test_cfg=dict(object_mask_thr=0.8))
 max_iters = 90000
 param_scheduler = dict(end=max_iters, milestones=[80000, 87000])

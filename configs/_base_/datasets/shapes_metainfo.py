@@ -9,6 +9,7 @@ thing_palette = [(220, 40, 40), (245, 150, 20), (240, 220, 30), (150, 60, 210),
 stuff_palette = [(160, 205, 240), (60, 140, 50), (30, 90, 140)]
 num_things_classes = len(thing_classes)
 num_stuff_classes = len(stuff_classes)
+num_classes = num_things_classes + num_stuff_classes
 
 # Panoptic and semantic datasets: things then stuff.
 shapes_metainfo = dict(

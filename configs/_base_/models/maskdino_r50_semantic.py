@@ -1,13 +1,12 @@
 # Mask DINO R50 for semantic segmentation (official ADE20K/Cityscapes setting):
 # 3 levels (high2low), encoder FFN 1024, 100 learned queries (no two-stage
 # selection), softmax cross-entropy class loss with a "no object" logit
-# (weight 0.1). Every class is a "stuff" class. Configs set `num_classes`.
+# (weight 0.1). Every class is a "stuff" class.
 _base_ = './maskdino_r50.py'
-num_classes = 150
 model = dict(
     panoptic_head=dict(
         num_things_classes=0,
-        num_stuff_classes=num_classes,
+        num_stuff_classes=150,
         pixel_decoder=dict(
             num_feature_levels=3, feature_order='high2low',
             ffn_channels=1024),
@@ -21,9 +20,7 @@ model = dict(
             loss_cls=dict(
                 type='CrossEntropyLoss',
                 use_sigmoid=False,
-                loss_weight=4.0,
-                reduction='mean',
-                class_weight=[1.0] * num_classes + [0.1]))),
+                loss_weight=4.0))),
     test_cfg=dict(
         instance_on=False,
         panoptic_on=False,

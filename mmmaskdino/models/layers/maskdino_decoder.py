@@ -230,6 +230,12 @@ class MaskDINODecoder(BaseModule):
     def _select_encoder_queries(self, memory: Tensor, spatial_shapes: Tensor,
                                 mask_features: Tensor) -> dict:
         """Two-stage selection: top-Q encoder tokens by max class logit (reference §1.4.2)."""
+        if memory.shape[1] < self.num_queries:
+            raise ValueError(
+                f'num_queries={self.num_queries} is larger than the number '
+                f'of encoder tokens ({memory.shape[1]}) of this input size '
+                f'{tuple(mask_features.shape[-2:])} x 4: use larger images '
+                'or fewer queries')
         output_memory, proposals = gen_encoder_output_proposals(
             memory, spatial_shapes)
         output_memory = self.enc_output_norm(self.enc_output(output_memory))

@@ -93,6 +93,9 @@ class MaskDINOLoss(BaseModule):
             counts them). Defaults to False (official HEAD behaviour).
         with_dn (bool): Whether the decoder trains with denoising; then ``dn_*`` keys are always
             produced in training (zero when DN was skipped). Defaults to True.
+        no_object_weight (float): Weight of the "no object" class of a
+            softmax ``loss_cls`` given without ``class_weight`` (which then
+            becomes ``[1] * C + [no_object_weight]``). Defaults to 0.1.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -122,12 +125,19 @@ class MaskDINOLoss(BaseModule):
                  num_things_classes: Optional[int] = None,
                  decouple_stuff_boxes: bool = False,
                  with_dn: bool = True,
+                 no_object_weight: float = 0.1,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         assert not decouple_stuff_boxes or num_things_classes is not None, \
             'decouple_stuff_boxes needs num_things_classes'
         self.num_classes = num_classes
         self.assigner = TASK_UTILS.build(assigner)
+        if not loss_cls.get('use_sigmoid', False) and loss_cls.get(
+                'class_weight') is None:
+            # official NO_OBJECT_WEIGHT: the class count stays in one place
+            loss_cls = dict(
+                loss_cls,
+                class_weight=[1.0] * num_classes + [no_object_weight])
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_mask = MODELS.build(loss_mask)
         self.loss_dice = MODELS.build(loss_dice)
