@@ -3,6 +3,11 @@
 
     python demo/image_demo.py demo.jpg configs/maskdino/CONFIG.py \
         --weights CKPT.pth --task instance --pred-score-thr 0.3 --device cpu
+    python demo/image_demo.py images/ maskdino_r50_8xb2-lsj-50e_coco
+
+MODEL is a config file or a model name from configs/maskdino/metafile.yml
+(its weights are then downloaded unless --weights is given). Drawn images are
+written to OUT_DIR/vis/<name>.png, predictions to OUT_DIR/preds/.
 
 Instance scores are sigmoid class probability x mask quality (the mean mask
 probability inside the predicted mask), so they run lower than softmax
@@ -10,22 +15,15 @@ scores; 0.3 is a sensible display threshold.
 """
 from argparse import ArgumentParser, Namespace
 
-from mmdet.apis import DetInferencer
-from mmengine.config import Config
-
-import mmmaskdino  # noqa: F401  (registers Mask DINO)
-
-TASK_FLAGS = {
-    'instance': dict(instance_on=True, panoptic_on=False, semantic_on=False),
-    'panoptic': dict(instance_on=False, panoptic_on=True, semantic_on=False),
-    'semantic': dict(instance_on=False, panoptic_on=False, semantic_on=True),
-}
+from mmmaskdino.apis import (DEFAULT_SCORE_THR, TASK_FLAGS,
+                             inference_on_folder, init_maskdino)
 
 
 def parse_args() -> Namespace:
+    """Command-line options."""
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('inputs', help='an image file or a folder of images')
-    parser.add_argument('model', help='config file')
+    parser.add_argument('model', help='config file or metafile model name')
     parser.add_argument('--weights', help='checkpoint file or URL')
     parser.add_argument(
         '--task', choices=sorted(TASK_FLAGS), default=None,
@@ -33,35 +31,33 @@ def parse_args() -> Namespace:
     parser.add_argument('--out-dir', default='outputs', help='output folder')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
-        '--pred-score-thr', type=float, default=0.3,
+        '--pred-score-thr', type=float, default=DEFAULT_SCORE_THR,
         help='score threshold for drawn instances')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument(
+        '--palette', default='none',
+        help="colours: 'none' (from checkpoint/config), 'random', 'coco', ...")
+    parser.add_argument(
         '--no-save-pred', action='store_true',
-        help='do not save the predictions as json')
+        help='do not save the predictions (json / segmentation PNGs)')
     return parser.parse_args()
 
 
-def build_inferencer(config: str, weights: str, device: str,
-                     task: str = None) -> DetInferencer:
-    """A DetInferencer for a Mask DINO config, restricted to one task."""
-    cfg = Config.fromfile(config)
-    if task is not None:
-        cfg.model.test_cfg.update(TASK_FLAGS[task])
-    return DetInferencer(model=cfg, weights=weights, device=device)
-
-
 def main() -> None:
+    """Build the inferencer and run it over the inputs."""
     args = parse_args()
-    inferencer = build_inferencer(args.model, args.weights, args.device,
-                                  args.task)
-    inferencer(
+    inferencer = init_maskdino(
+        args.model, args.weights, device=args.device, task=args.task,
+        palette=args.palette)
+    results = inference_on_folder(
+        inferencer,
         args.inputs,
+        args.out_dir,
         batch_size=args.batch_size,
         pred_score_thr=args.pred_score_thr,
-        out_dir=args.out_dir,
-        no_save_pred=args.no_save_pred)
-    print(f'results have been saved at {args.out_dir}')
+        save_pred=not args.no_save_pred)
+    print(f'\n{len(results)} images: drawn predictions in '
+          f'{args.out_dir}/vis')
 
 
 if __name__ == '__main__':

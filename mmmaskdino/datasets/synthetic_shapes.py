@@ -13,6 +13,11 @@ Each split is written in COCO layout::
     <out>/annotations/panoptic_<split>/<stem>.png     (RGB id encoding)
     <out>/semantic/<split>/<stem>.png                 (labels 0..C-1)
 
+For mixed box/mask training (the paper's "data cooperation") the train split
+is also divided into two instance jsons: every second image, boxes only
+(``instances_train_boxes.json``, no ``segmentation``), and the others with
+masks (``instances_train_masks.json``).
+
 Only numpy, Pillow and pycocotools are used and everything is drawn from one
 ``numpy.random.Generator`` per split, so a seed fixes every byte.
 """
@@ -446,6 +451,37 @@ def _dump_json(path: Path, obj: dict) -> None:
         json.dump(obj, f, separators=(',', ':'))
 
 
+def write_box_mask_split(out_dir: str, split: str = 'train') -> Dict[str, int]:
+    """Divide ``instances_<split>.json`` into a box-only and a mask json.
+
+    Images with an odd index (the 2nd, 4th, ...) go to
+    ``instances_<split>_boxes.json`` with the ``segmentation`` of every
+    annotation dropped; the others go unchanged to
+    ``instances_<split>_masks.json``.
+
+    Returns:
+        Number of images in each part (``box_images``, ``mask_images``).
+    """
+    ann_dir = Path(out_dir) / 'annotations'
+    with open(ann_dir / f'instances_{split}.json') as f:
+        data = json.load(f)
+    box_ids = {img['id'] for img in data['images'][1::2]}
+    parts = {'boxes': [], 'masks': []}
+    for img in data['images']:
+        parts['boxes' if img['id'] in box_ids else 'masks'].append(img)
+    for part, images in parts.items():
+        ids = {img['id'] for img in images}
+        anns = [a for a in data['annotations'] if a['image_id'] in ids]
+        if part == 'boxes':
+            anns = [{k: v for k, v in a.items() if k != 'segmentation'}
+                    for a in anns]
+        _dump_json(ann_dir / f'instances_{split}_{part}.json',
+                   dict(images=images, annotations=anns,
+                        categories=data['categories']))
+    return dict(box_images=len(parts['boxes']),
+                mask_images=len(parts['masks']))
+
+
 def generation_params(seed: int, num_train: int, num_val: int) -> dict:
     """The parameters that fully determine a generated dataset."""
     return dict(
@@ -461,6 +497,9 @@ def generate_dataset(out_dir: str,
                      num_val: int = 60) -> Dict[str, dict]:
     """Generate the train and val splits and a ``generation.json`` stamp.
 
+    The train split is also divided into box-only and mask annotations
+    (:func:`write_box_mask_split`).
+
     Args:
         out_dir: dataset root, e.g. ``data/shapes``.
         seed: random seed; equal seeds give byte-identical datasets.
@@ -474,6 +513,7 @@ def generate_dataset(out_dir: str,
         split: generate_split(out_dir, split, size, seed)
         for split, size in (('train', num_train), ('val', num_val))
     }
+    summary['train'].update(write_box_mask_split(out_dir, 'train'))
     _dump_json(
         Path(out_dir) / 'generation.json',
         dict(generation_params(seed, num_train, num_val), summary=summary))

@@ -68,7 +68,8 @@ def is_up_to_date(out: Path, params: dict) -> bool:
         if not all((out / 'annotations' / f'{kind}_{split}.json').is_file()
                    for kind in ('instances', 'panoptic')):
             return False
-    return True
+    return all((out / 'annotations' / f'instances_train_{part}.json').is_file()
+               for part in ('boxes', 'masks'))
 
 
 def main() -> None:

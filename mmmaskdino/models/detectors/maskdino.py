@@ -9,6 +9,8 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.config import ConfigDict
 from torch import Tensor
 
+from mmmaskdino.utils.checkpoint_conversion import prepare_state_dict
+
 
 @MODELS.register_module()
 class MaskDINO(MaskFormer):
@@ -49,6 +51,18 @@ class MaskDINO(MaskFormer):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str,
+                              *args, **kwargs) -> None:
+        """Accept official (detectron2) checkpoints and class-count changes.
+
+        Runs before any child module reads ``state_dict``: an official
+        checkpoint is converted in place and class-dependent tensors of
+        another shape are skipped (see
+        :func:`mmmaskdino.utils.checkpoint_conversion.prepare_state_dict`).
+        """
+        prepare_state_dict(state_dict, self, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def predict(self,
                 batch_inputs: Tensor,

@@ -11,6 +11,9 @@ from mmdet.registry import MODELS
 from mmmaskdino.models.seg_heads.maskdino_fusion_head import \
     MaskDINOFusionHead
 from tests.conftest import load_parity_fixture
+from tests.parity_utils import (assert_instances_match, assert_panoptic_match,
+                                assert_semantic_match, fixture_metas,
+                                resized_mask_logits)
 
 PANOPTIC_CFG = dict(
     panoptic_on=True,
@@ -30,17 +33,6 @@ HEAD_SETTINGS = dict(
     semantic=(0, 5, SEMANTIC_CFG))
 
 
-def _metas(fx: dict) -> list:
-    return [
-        dict(
-            batch_input_shape=tuple(fx['padded_size']),
-            img_shape=tuple(img_size),
-            ori_shape=tuple(ori_size))
-        for img_size, ori_size in zip(fx['image_sizes'],
-                                      fx['original_sizes'])
-    ]
-
-
 def _head(variant: str) -> MaskDINOFusionHead:
     things, stuff, cfg = HEAD_SETTINGS[variant]
     return MODELS.build(
@@ -57,19 +49,8 @@ def _predict(variant: str):
     with torch.no_grad():
         results = _head(variant).predict(out['pred_logits'],
                                          out['pred_masks'],
-                                         out['pred_boxes'], _metas(fx))
+                                         out['pred_boxes'], fixture_metas(fx))
     return fx, results
-
-
-def _resized_mask_logits(fx: dict, head: MaskDINOFusionHead, i: int):
-    """Mask logits of image i at its original size, shape (Q, H0, W0)."""
-    meta = _metas(fx)[i]
-    masks = torch.nn.functional.interpolate(
-        fx['outputs']['pred_masks'],
-        size=meta['batch_input_shape'],
-        mode='bilinear',
-        align_corners=False)[i]
-    return head.crop_and_resize(masks, meta['img_shape'], meta['ori_shape'])
 
 
 def test_build_from_registry():
@@ -84,30 +65,7 @@ def test_instance_parity(variant):
     fx, results = _predict(variant)
     num_classes = fx['outputs']['pred_logits'].shape[-1]
     for expected, result in zip(fx['postprocess'], results):
-        exp = expected['instances']
-        ins = result['ins_results']
-        flat = ins.query_indices * num_classes + ins.labels
-        order = flat.argsort()
-        exp_order = exp['flat_index'].argsort()
-        assert flat[order].tolist() == exp['flat_index'][exp_order].tolist()
-        assert len(ins) == len(exp['labels'])
-
-        labels, scores = ins.labels[order], ins.scores[order]
-        bboxes, masks = ins.bboxes[order], ins.masks[order]
-        queries = ins.query_indices[order]
-        assert labels.tolist() == exp['labels'][exp_order].tolist()
-        torch.testing.assert_close(
-            bboxes, exp['boxes'][exp_order], rtol=1e-4, atol=1e-4)
-        score_tol = 1e-4 + exp['score_flip_bound'][exp_order]
-        assert ((scores - exp['scores'][exp_order]).abs() <= score_tol).all()
-
-        assert masks.dtype == torch.bool
-        assert masks.shape[1:] == tuple(expected['original_size'])
-        uncertain = torch.zeros_like(masks)
-        for query, y, x in exp['uncertain_pixels'].tolist():
-            uncertain[queries == query, y, x] = True
-        differ = masks != exp['masks'][exp_order]
-        assert not (differ & ~uncertain).any()
+        assert_instances_match(expected, result['ins_results'], num_classes)
 
 
 def test_instance_thing_filter():
@@ -123,16 +81,12 @@ def test_panoptic_parity():
     fx = load_parity_fixture('panoptic')
     head = _head('panoptic')
     for i, expected in enumerate(fx['postprocess']):
-        masks = _resized_mask_logits(fx, head, i)
+        masks = resized_mask_logits(head, fx['outputs']['pred_masks'][i],
+                                    fixture_metas(fx)[i])
         seg, info = head.panoptic_inference(fx['outputs']['pred_logits'][i],
                                             masks)
         assert seg.dtype == torch.int32
-        assert seg.shape == tuple(expected['original_size'])
-        assert info == expected['segments_info']
-        differ = seg != expected['panoptic_seg']
-        ys, xs = expected['panoptic_uncertain_pixels'].unbind(-1)
-        differ[ys, xs] = False
-        assert not differ.any()
+        assert_panoptic_match(expected, seg, info)
 
 
 def test_panoptic_encoding_decodes_to_official_segments():
@@ -182,14 +136,8 @@ def test_semantic_parity(variant):
     fx, results = _predict(variant)
     for expected, result in zip(fx['postprocess'], results):
         sem = result['sem_results']
-        exp = expected['sem_seg']
-        torch.testing.assert_close(sem.seg_logits, exp, rtol=1e-4, atol=1e-4)
-        assert sem.sem_seg.shape == (1, *expected['original_size'])
+        assert_semantic_match(expected, sem)
         assert torch.equal(sem.sem_seg[0], sem.seg_logits.argmax(0))
-        # argmax agrees with the official map wherever its top-2 gap is clear
-        top2 = exp.topk(2, dim=0).values
-        clear = (top2[0] - top2[1]) > 1e-4
-        assert torch.equal(sem.sem_seg[0][clear], exp.argmax(0)[clear])
 
 
 def test_focus_on_box_uses_class_scores():
@@ -200,7 +148,7 @@ def test_focus_on_box_uses_class_scores():
         test_cfg=dict(INSTANCE_CFG, focus_on_box=True, max_per_image=10))
     out = fx['outputs']
     result = head.predict(out['pred_logits'][:1], out['pred_masks'][:1],
-                          out['pred_boxes'][:1], _metas(fx)[:1])[0]
+                          out['pred_boxes'][:1], fixture_metas(fx)[:1])[0]
     ins = result['ins_results']
     expected = out['pred_logits'][0].sigmoid().flatten().topk(10).values
     torch.testing.assert_close(ins.scores, expected, rtol=0, atol=0)

@@ -1,0 +1,149 @@
+# Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
+"""tools/model_converters/maskdino_to_mmdet.py and the released-model index."""
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+
+from tests.conftest import REPO_ROOT
+from tests.official_keys import OfficialSpec, model_cfg, official_state_dict
+
+SCRIPT = REPO_ROOT / 'tools' / 'model_converters' / 'maskdino_to_mmdet.py'
+TINY = OfficialSpec(
+    num_classes=7, resnet_stem=4, hidden=64, enc_layers=2, dec_layers=3,
+    enc_ffn=128, dec_ffn=128, num_queries=20)
+URL_ROOT = ('https://github.com/IDEA-Research/detrex-storage/releases/'
+            'download/maskdino-v0.1.0/')
+# metafile name -> (official checkpoint file, official results)
+RELEASED = {
+    'maskdino_r50_8xb2-lsj-50e_coco':
+    ('maskdino_r50_50ep_300q_hid2048_3sd1_instance_maskenhanced_'
+     'mask46.3ap_box51.7ap.pth', {'mask AP': 46.3, 'box AP': 51.7}),
+    'maskdino-hid1024_r50_8xb2-lsj-50e_coco':
+    ('maskdino_r50_50ep_300q_hid1024_3sd1_instance_maskenhanced_'
+     'mask46.1ap_box51.5ap.pth', {'mask AP': 46.1, 'box AP': 51.5}),
+    'maskdino_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco':
+    ('maskdino_swinl_50ep_300q_hid2048_3sd1_instance_maskenhanced_'
+     'mask52.3ap_box59.0ap.pth', {'mask AP': 52.3, 'box AP': 59.0}),
+    'maskdino-nomaskenhance_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco':
+    ('maskdino_swinl_50ep_300q_hid2048_3sd1_instance_mask52.1ap_box58.3ap.pth',
+     {'mask AP': 52.1, 'box AP': 58.3}),
+    'maskdino_r50_8xb2-lsj-50e_coco-panoptic':
+    ('maskdino_r50_50ep_300q_hid2048_3sd1_panoptic_pq53.0.pth',
+     {'PQ': 53.0, 'mask AP': 48.8, 'box AP': 44.3, 'mIoU': 60.6}),
+    'maskdino_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco-panoptic':
+    ('maskdino_swinl_50ep_300q_hid2048_3sd1_panoptic_58.3pq.pth',
+     {'PQ': 58.3, 'mask AP': 50.6, 'box AP': 56.2, 'mIoU': 67.5}),
+    'maskdino_r50_8xb2-160k_ade20k-512x512':
+    ('maskdino_r50_50ep_100q_celoss_hid1024_3s_semantic_ade20k_48.7miou.pth',
+     {'mIoU': 48.7}),
+    'maskdino_r50_8xb2-90k_cityscapes-512x1024':
+    ('maskdino_r50_50ep_100q_celoss_hid1024_3s_semantic_cityscapes_'
+     '79.8miou.pth', {'mIoU': 79.8}),
+}
+
+
+def _write_config(path, num_classes: int) -> str:
+    spec = replace(TINY, num_classes=num_classes)
+    Config(dict(model=model_cfg(spec, num_things=num_classes))).dump(
+        str(path))
+    return str(path)
+
+
+def _run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
+                          cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture(scope='module')
+def official_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp('official') / 'maskdino_tiny.pth'
+    torch.save({'model': official_state_dict(TINY), 'iteration': 5}, path)
+    return path
+
+
+def test_convert_and_strict_load(official_file, tmp_path):
+    config = _write_config(tmp_path / 'tiny.py', 7)
+    dst = tmp_path / 'converted.pth'
+    proc = _run(official_file, dst, '--config', config)
+    assert proc.returncode == 0, proc.stderr
+    assert 'missing keys: []' in proc.stdout
+    assert 'unexpected keys: []' in proc.stdout
+
+    checkpoint = torch.load(dst, map_location='cpu', weights_only=True)
+    assert checkpoint['meta']['source'] == 'maskdino_tiny.pth'
+    register_all_modules()
+    model = MODELS.build(Config.fromfile(config).model)
+    result = model.load_state_dict(checkpoint['state_dict'], strict=True)
+    assert (result.missing_keys, result.unexpected_keys) == ([], [])
+    official = official_state_dict(TINY)
+    assert torch.equal(
+        model.panoptic_head.predictor.bbox_embed.layers[2].weight,
+        official['sem_seg_head.predictor._bbox_embed.layers.2.weight'])
+    assert torch.equal(model.backbone.layer3[0].downsample[0].weight,
+                       official['backbone.res4.0.shortcut.weight'])
+
+
+def test_wrong_class_count_stops_with_message(official_file, tmp_path):
+    config = _write_config(tmp_path / 'tiny3.py', 3)
+    dst = tmp_path / 'converted.pth'
+    proc = _run(official_file, dst, '--config', config)
+    assert proc.returncode == 1
+    assert ('checkpoint has 7 classes (predictor.denoising.label_enc.weight '
+            '7x64) but the config has 3 classes') in proc.stderr
+    assert not dst.exists()
+
+
+def test_rejects_non_official_file(tmp_path):
+    src = tmp_path / 'other.pth'
+    torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(1)}}, src)
+    proc = _run(src, tmp_path / 'out.pth')
+    assert proc.returncode == 1
+    assert 'is not an official Mask DINO checkpoint' in proc.stderr
+
+
+def test_mim_download_resolves_every_released_model(monkeypatch, tmp_path):
+    """``mim download mmmaskdino --config NAME`` finds the official URL and
+    dumps the config (the download itself is replaced by a stub)."""
+    from mim.commands import download, search
+
+    # an installed wheel has the model index under mmmaskdino/.mim, as here
+    package_dir = str(REPO_ROOT / 'mmmaskdino')
+    monkeypatch.setattr(search, 'get_installed_path', lambda _: package_dir)
+    monkeypatch.setattr(download, 'get_installed_path', lambda _: package_dir)
+    fetched = []
+    monkeypatch.setattr(download, 'download_from_file',
+                        lambda url, path, **kwargs: fetched.append(url))
+
+    info = search.get_model_info(
+        'mmmaskdino', shown_fields=['weight', 'config'], to_dict=True)
+    assert {name: row['weight'] for name, row in info.items()} == {
+        name: URL_ROOT + filename
+        for name, (filename, _) in RELEASED.items()
+    }
+    name = 'maskdino_r50_8xb2-lsj-50e_coco'
+    dest = tmp_path / 'mim'
+    files = download.download('mmmaskdino', [name], dest_root=str(dest))
+    assert fetched == [URL_ROOT + RELEASED[name][0]]
+    assert files == [RELEASED[name][0]]
+    assert Config.fromfile(str(dest / f'{name}.py')).model.type == 'MaskDINO'
+
+
+def test_metafile_results_are_official():
+    from modelindex.load_model_index import load
+
+    index = load(str(REPO_ROOT / 'model-index.yml'))
+    results = {}
+    for model in index.models:
+        metrics = {}
+        for result in model.results:
+            metrics.update(result.metrics)
+        results[model.name] = metrics
+        assert (REPO_ROOT / model.config).is_file()
+    assert results == {name: res for name, (_, res) in RELEASED.items()}
