@@ -83,9 +83,8 @@ if __name__ == '__main__':
                                         'tests.*')),
         include_package_data=True,
         python_requires='>=3.8',
-        license='Apache License 2.0',
+        license='Apache-2.0',
         classifiers=[
-            'License :: OSI Approved :: Apache Software License',
             'Operating System :: OS Independent',
             'Programming Language :: Python :: 3',
         ],

@@ -21,10 +21,12 @@ import mmcv
 import numpy as np
 import torch.nn as nn
 from mmdet.apis import DetInferencer
+from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.registry import DATASETS
+from mmdet.structures import DetDataSample
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
-from mmengine.utils import ProgressBar, track_iter_progress
+from mmengine.utils import ProgressBar
 
 from .model_zoo import resolve_model
 
@@ -76,6 +78,31 @@ class MaskDINOInferencer(DetInferencer):
                 meta['palette'] = self.palette
             meta.setdefault('palette', 'random')
             model.dataset_meta = meta
+
+    def visualize(self, inputs: list, preds: List[DetDataSample],
+                  **kwargs) -> Optional[List[np.ndarray]]:
+        """Draw ``preds``; an all-void panoptic result draws nothing.
+
+        MMDetection 3.3's ``DetLocalVisualizer`` fails on a panoptic map
+        without any segment, so such maps are left out of the drawing.
+        """
+        num_classes = len(self.model.dataset_meta['classes'])
+        preds = [drawable_prediction(p, num_classes) for p in preds]
+        return super().visualize(inputs, preds, **kwargs)
+
+
+def drawable_prediction(sample: DetDataSample,
+                        num_classes: int) -> DetDataSample:
+    """``sample`` without ``pred_panoptic_seg`` if that has no segment
+    (every pixel void, ``label == num_classes``); else ``sample`` itself."""
+    if 'pred_panoptic_seg' not in sample:
+        return sample
+    labels = sample.pred_panoptic_seg.sem_seg % INSTANCE_OFFSET
+    if (labels != num_classes).any():
+        return sample
+    sample = sample.clone()
+    del sample.pred_panoptic_seg
+    return sample
 
 
 def init_maskdino(model: Union[str, Config],
@@ -214,20 +241,23 @@ def inference_on_video(inferencer: DetInferencer,
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     writer = cv2.VideoWriter(out_file, cv2.VideoWriter_fourcc(*fourcc),
                              reader.fps, (reader.width, reader.height))
-    frames = track_iter_progress(reader) if show_progress else reader
+    progress = ProgressBar(len(reader)) if show_progress else None
     written = 0
     try:
-        for frame in frames:
+        for frame in reader:
             sample = inferencer(
                 frame, return_datasamples=True)['predictions'][0]
             inferencer.visualizer.add_datasample(
                 'frame',
                 mmcv.bgr2rgb(frame),
-                sample,
+                drawable_prediction(
+                    sample, len(inferencer.model.dataset_meta['classes'])),
                 draw_gt=False,
                 pred_score_thr=pred_score_thr)
             writer.write(mmcv.rgb2bgr(inferencer.visualizer.get_image()))
             written += 1
+            if progress is not None:
+                progress.update()
     finally:
         writer.release()
     return written

@@ -86,7 +86,8 @@ def test_det_inferencer_draws_every_task(task, tiny_models, shapes_root,
 
 def test_metafile_names_resolve():
     models = list_models()
-    assert len(models) == 9
+    assert len(models) == 8
+    assert all(Path(m['config']).is_file() for m in models.values())
     info = get_model_info('maskdino_r50_8xb2-lsj-50e_coco')
     assert Path(info['config']).is_file()
     assert info['weights'].endswith('mask46.3ap_box51.7ap.pth')
@@ -116,7 +117,7 @@ def test_init_maskdino_by_name_takes_classes_from_config(tmp_path):
 
 
 def test_inference_on_folder_in_batches(tiny_models, shapes_root, tmp_path,
-                                        capsys):
+                                        capfd):
     cfg, ckpt = tiny_models['instance']
     images = _val_images(shapes_root, 3)
     folder = tmp_path / 'images'
@@ -127,13 +128,31 @@ def test_inference_on_folder_in_batches(tiny_models, shapes_root, tmp_path,
     results = inference_on_folder(
         inferencer, str(folder), str(tmp_path / 'out'), batch_size=2,
         pred_score_thr=0.0)
-    assert '3/3' in capsys.readouterr().out  # the progress bar
+    assert '3/3' in capfd.readouterr().out  # the progress bar
     assert len(results) == 3
     assert all(len(r['scores']) == 100 for r in results)
     for image in images:
         drawn = mmcv.imread(tmp_path / 'out/vis' / image.name)
         assert changed_pixels(mmcv.imread(image), drawn) > 100
         assert (tmp_path / 'out/preds' / f'{image.stem}.json').is_file()
+
+
+def test_empty_panoptic_result_is_drawn_as_nothing(tiny_models, shapes_root,
+                                                  tmp_path):
+    """A model that finds nothing (class prior 1e-4) gives an all-void
+    panoptic map, which MMDetection's visualizer cannot draw."""
+    cfg, _ = tiny_models['panoptic']
+    ckpt = save_random_checkpoint(cfg, tmp_path / 'empty.pth',
+                                  dataset_meta_from_config(cfg),
+                                  class_bias=-9.0)
+    image = _val_images(shapes_root, 1)[0]
+    inferencer = init_maskdino(cfg, str(ckpt), task='panoptic')
+    result = inference_on_folder(
+        inferencer, str(image), str(tmp_path / 'out'), save_pred=False,
+        show_progress=False)[0]
+    assert (result['panoptic_seg'] == 0).all()  # VOID everywhere
+    drawn = mmcv.imread(tmp_path / 'out/vis' / image.name)
+    assert changed_pixels(mmcv.imread(image), drawn) == 0
 
 
 def _run_demo(script: str, argv: list, monkeypatch) -> None:

@@ -50,14 +50,24 @@ def shapes_config(name: str, data_root: Path) -> Config:
     return cfg
 
 
-def save_random_checkpoint(cfg: Config, path: Path, dataset_meta: dict,
+def save_random_checkpoint(cfg: Config,
+                           path: Path,
+                           dataset_meta: dict,
+                           class_bias: float = 2.0,
                            seed: int = 0) -> Path:
-    """Save a randomly initialised model of ``cfg`` with its dataset_meta."""
+    """Save a randomly initialised model of ``cfg`` with its dataset_meta.
+
+    The class-head bias is set to ``class_bias`` (instead of the focal-loss
+    prior, sigmoid 0.01) so that the untrained model predicts segments above
+    the post-processing thresholds.
+    """
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     model.init_weights()  # some parameters are allocated uninitialised
+    state_dict = model.state_dict()
+    state_dict['panoptic_head.predictor.class_embed.bias'].fill_(class_bias)
     torch.save({
-        'state_dict': model.state_dict(),
+        'state_dict': state_dict,
         'meta': {'dataset_meta': dataset_meta}
     }, path)
     return path

@@ -232,7 +232,8 @@ def instance_batch(num_things: int,
     rng = np.random.default_rng(seed)
     samples = []
     for n in num_objects:
-        labels, masks = random_objects(rng, n, num_things, (IMG_SIZE, IMG_SIZE))
+        labels, masks = random_objects(rng, n, num_things,
+                                       (IMG_SIZE, IMG_SIZE))
         samples.append(make_data_sample(labels, masks, **sample_kwargs))
     return samples
 

@@ -1,5 +1,6 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
 """tools/model_converters/maskdino_to_mmdet.py and the released-model index."""
+import importlib
 import subprocess
 import sys
 from dataclasses import replace
@@ -111,8 +112,8 @@ def test_rejects_non_official_file(tmp_path):
 def test_mim_download_resolves_every_released_model(monkeypatch, tmp_path):
     """``mim download mmmaskdino --config NAME`` finds the official URL and
     dumps the config (the download itself is replaced by a stub)."""
-    from mim.commands import download, search
-
+    download = importlib.import_module('mim.commands.download')
+    search = importlib.import_module('mim.commands.search')
     # an installed wheel has the model index under mmmaskdino/.mim, as here
     package_dir = str(REPO_ROOT / 'mmmaskdino')
     monkeypatch.setattr(search, 'get_installed_path', lambda _: package_dir)

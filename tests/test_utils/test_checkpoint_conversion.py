@@ -21,7 +21,6 @@ from tests.official_keys import (R50_INSTANCE, RELEASED, OfficialSpec,
                                  head_shapes, model_cfg, official_shapes,
                                  official_state_dict, spec_from_fixture)
 
-register_all_modules()
 TINY = OfficialSpec(
     num_classes=7, resnet_stem=4, hidden=64, enc_layers=2, dec_layers=3,
     enc_ffn=128, dec_ffn=128, num_queries=20)
@@ -34,6 +33,7 @@ def released_models():
 
     def get(config_file: str) -> torch.nn.Module:
         if config_file not in cache:
+            register_all_modules()
             cfg = Config.fromfile(
                 str(REPO_ROOT / 'configs' / 'maskdino' / config_file))
             cfg.model.backbone.init_cfg = None
@@ -195,6 +195,7 @@ def test_official_weights_detection(official_dicts):
 
 
 def _tiny_model(num_classes: int):
+    register_all_modules()
     spec = replace(TINY, num_classes=num_classes)
     return MODELS.build(model_cfg(spec, num_things=num_classes))
 

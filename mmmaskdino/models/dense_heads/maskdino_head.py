@@ -122,6 +122,7 @@ class MaskDINOHead(BaseModule):
                                                              device=device)
         if hasattr(boxes, 'tensor'):
             boxes = boxes.tensor
+        self._check_labels(labels, data_sample)
         has_masks = 'masks' in gt or 'gt_sem_seg' in data_sample
         masks = None
         if has_masks:
@@ -142,6 +143,17 @@ class MaskDINOHead(BaseModule):
         if masks is not None:
             targets.masks = masks.float()
         return targets
+
+    def _check_labels(self, labels: Tensor, data_sample) -> None:
+        """Fail clearly on GT labels outside ``[0, num_classes)``."""
+        bad = labels[(labels < 0) | (labels >= self.num_classes)]
+        if bad.numel() > 0:
+            raise ValueError(
+                f'GT label {int(bad[0])} of image '
+                f'{data_sample.metainfo.get("img_path", "?")} is out of '
+                f'range: the model has num_classes={self.num_classes} '
+                f'(labels must be in [0, {self.num_classes - 1}]); check '
+                'the dataset classes against the model config')
 
     @staticmethod
     def _pad_masks(masks, pad_h: int, pad_w: int, device) -> Tensor:

@@ -35,7 +35,7 @@ def head_loss(model, samples, seed: int = 0) -> dict:
 
 
 def _rect_mask(shape, x0, y0, x1, y1) -> np.ndarray:
-    """One ``(1, h, w)`` uint8 mask with the rectangle ``[x0, x1) x [y0, y1)``."""
+    """A ``(1, h, w)`` uint8 mask of the rectangle ``[x0, x1) x [y0, y1)``."""
     mask = np.zeros((1, *shape), dtype=np.uint8)
     mask[0, y0:y1, x0:x1] = 1
     return mask
@@ -169,12 +169,6 @@ def test_loss_mixed_box_only_and_masked_images(instance_model):
 # ------------------------------------------------------------- bad inputs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason='MaskDINOHead._get_targets_single does not validate GT labels: '
-    'a label >= num_classes crashes in the denoising label embedding '
-    '(IndexError: index out of range in self)')
 def test_label_out_of_range_raises_clear_error(instance_model):
     """A GT label >= num_classes is reported with the label and the class
     count instead of failing inside a tensor op."""

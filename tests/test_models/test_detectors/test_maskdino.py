@@ -123,8 +123,9 @@ def test_predict_config_flags():
 
 
 def test_predict_without_rescale():
-    """``rescale=False`` gives outputs at ``img_shape``; boxes differ from
-    the rescaled ones exactly by ``ori_shape / img_shape``."""
+    """``rescale=False`` gives outputs at ``img_shape``; the same
+    detections are kept and their boxes differ from the rescaled ones
+    exactly by ``ori_shape / img_shape``."""
     model = build_tiny_model(
         'panoptic', instance_on=True, panoptic_on=True, semantic_on=True)
     rescaled, unscaled = predict(model, True), predict(model, False)
@@ -137,8 +138,11 @@ def test_predict_without_rescale():
         factor = torch.tensor([scale_w, scale_h, scale_w, scale_h])
         torch.testing.assert_close(big.pred_instances.bboxes,
                                    small.pred_instances.bboxes * factor)
-        torch.testing.assert_close(big.pred_instances.scores,
-                                   small.pred_instances.scores)
+        # ranking is on class scores (before mask rescoring at each size)
+        assert torch.equal(big.pred_instances.labels,
+                           small.pred_instances.labels)
+        assert torch.equal(big.pred_instances.query_indices,
+                           small.pred_instances.query_indices)
 
 
 @pytest.mark.parametrize('task', ['instance', 'panoptic', 'semantic'])
@@ -247,7 +251,18 @@ def test_every_trainable_parameter_gets_a_gradient():
 # ---------------------------------------------------------------- devices
 
 CUDA_PATTERNS = re.compile(
-    r'\.cuda\(|device=[\'"]cuda|torch\.cuda\.FloatTensor')
+    r'\.cuda\(|device\s*=\s*[\'"]cuda|torch\.cuda\.FloatTensor')
+
+
+def test_cuda_patterns_match_hard_coded_devices():
+    """The pattern catches the forms it is meant for and nothing else."""
+    hits = [
+        'x.cuda()', "t.to(device='cuda')", 'torch.zeros(1, device="cuda:0")',
+        'torch.cuda.FloatTensor(2)'
+    ]
+    fine = ['torch.cuda.is_available()', 'device=x.device', "'cudart'"]
+    assert all(CUDA_PATTERNS.search(line) for line in hits)
+    assert not any(CUDA_PATTERNS.search(line) for line in fine)
 
 
 def test_no_hard_coded_cuda_in_library():

@@ -22,7 +22,6 @@ from tests.parity_utils import (TOL, assert_instances_match,
                                 assert_panoptic_match, assert_semantic_match,
                                 fixture_metas, resized_mask_logits)
 
-register_all_modules()
 
 
 def _test_cfg(fx: dict) -> dict:
@@ -41,6 +40,7 @@ def _test_cfg(fx: dict) -> dict:
 
 
 def _loaded_model(fx: dict, tmp_path):
+    register_all_modules()
     spec = spec_from_fixture(fx)
     cfg = fx['config']
     model = MODELS.build(
