@@ -55,6 +55,10 @@ class OfficialSpec:
 
 
 R50_INSTANCE = OfficialSpec()
+# a test-sized R50 instance model (the parity fixtures' sizes)
+TINY = OfficialSpec(
+    num_classes=7, resnet_stem=4, hidden=64, enc_layers=2, dec_layers=3,
+    enc_ffn=128, dec_ffn=128, num_queries=20)
 SWIN_L_INSTANCE = OfficialSpec(
     backbone='swin', transformer_in=(0, 1, 2, 3))
 # released checkpoint -> (our config file, its official keys and shapes)

@@ -12,12 +12,9 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 from tests.conftest import REPO_ROOT
-from tests.official_keys import OfficialSpec, model_cfg, official_state_dict
+from tests.official_keys import TINY, model_cfg, official_state_dict
 
 SCRIPT = REPO_ROOT / 'tools' / 'model_converters' / 'maskdino_to_mmdet.py'
-TINY = OfficialSpec(
-    num_classes=7, resnet_stem=4, hidden=64, enc_layers=2, dec_layers=3,
-    enc_ffn=128, dec_ffn=128, num_queries=20)
 URL_ROOT = ('https://github.com/IDEA-Research/detrex-storage/releases/'
             'download/maskdino-v0.1.0/')
 # metafile name -> (official checkpoint file, official results)

@@ -1,6 +1,7 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
 """Conversion of official (detectron2) checkpoints, direct loading and
 fine-tuning loads."""
+import functools
 import logging
 from dataclasses import replace
 
@@ -17,43 +18,23 @@ from mmmaskdino.utils.checkpoint_conversion import (
     check_state_dict_fits, convert_backbone_state_dict,
     convert_official_state_dict, official_weights)
 from tests.conftest import REPO_ROOT, load_parity_fixture
-from tests.official_keys import (R50_INSTANCE, RELEASED, OfficialSpec,
+from tests.official_keys import (R50_INSTANCE, RELEASED, TINY, OfficialSpec,
                                  head_shapes, model_cfg, official_shapes,
                                  official_state_dict, spec_from_fixture)
 
-TINY = OfficialSpec(
-    num_classes=7, resnet_stem=4, hidden=64, enc_layers=2, dec_layers=3,
-    enc_ffn=128, dec_ffn=128, num_queries=20)
+
+def _released_model(config_file: str) -> torch.nn.Module:
+    register_all_modules()
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'maskdino' / config_file))
+    cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model)
 
 
-@pytest.fixture(scope='module')
-def released_models():
-    """Models of the released configs, built once per config."""
-    cache = {}
-
-    def get(config_file: str) -> torch.nn.Module:
-        if config_file not in cache:
-            register_all_modules()
-            cfg = Config.fromfile(
-                str(REPO_ROOT / 'configs' / 'maskdino' / config_file))
-            cfg.model.backbone.init_cfg = None
-            cache[config_file] = MODELS.build(cfg.model)
-        return cache[config_file]
-
-    return get
-
-
-@pytest.fixture(scope='module')
-def official_dicts():
-    """Synthetic official state dicts, generated once per spec."""
-    cache = {}
-
-    def get(spec: OfficialSpec) -> dict:
-        if spec not in cache:
-            cache[spec] = official_state_dict(spec)
-        return cache[spec]
-
-    return get
+@functools.lru_cache(maxsize=1)
+def _official(spec: OfficialSpec) -> dict:
+    """Synthetic official state dict; the two Swin-L instance checkpoints
+    share one (the last one is kept)."""
+    return official_state_dict(spec)
 
 
 def test_generator_matches_reference_counts():
@@ -74,12 +55,11 @@ def test_generator_matches_official_fixture(variant):
 
 
 @pytest.mark.parametrize('name', list(RELEASED))
-def test_released_checkpoint_loads_strictly(name, released_models,
-                                            official_dicts):
+def test_released_checkpoint_loads_strictly(name):
     config_file, spec = RELEASED[name]
-    model = released_models(config_file)
+    model = _released_model(config_file)
     model_state = model.state_dict()
-    official = official_dicts(spec)
+    official = _official(spec)
     converted = convert_official_state_dict(official)
     check_state_dict_fits(converted, model_state)
     result = model.load_state_dict(converted, strict=True)
@@ -93,8 +73,8 @@ def test_released_checkpoint_loads_strictly(name, released_models,
     assert len(converted) == len(official) - aliases - 1 + tracked
 
 
-def test_resnet_names_and_values(official_dicts):
-    official = official_dicts(R50_INSTANCE)
+def test_resnet_names_and_values():
+    official = _official(R50_INSTANCE)
     converted = convert_official_state_dict(official)
     pairs = {
         'backbone.stem.conv1.weight': 'backbone.conv1.weight',
@@ -113,8 +93,8 @@ def test_resnet_names_and_values(official_dicts):
     assert sum(k.endswith('num_batches_tracked') for k in converted) == 53
 
 
-def test_head_names_and_aliases(official_dicts):
-    official = official_dicts(R50_INSTANCE)
+def test_head_names_and_aliases():
+    official = _official(R50_INSTANCE)
     converted = convert_official_state_dict(official)
     p, q = 'sem_seg_head.predictor.', 'panoptic_head.predictor.'
     assert torch.equal(converted[q + 'bbox_embed.layers.2.weight'],
@@ -165,12 +145,12 @@ def test_swin_patch_merging_channel_order():
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_mismatch_messages(released_models, official_dicts):
-    converted = convert_official_state_dict(official_dicts(R50_INSTANCE))
+def test_mismatch_messages():
+    converted = convert_official_state_dict(_official(R50_INSTANCE))
     with pytest.raises(ValueError) as err:
         check_state_dict_fits(
             converted,
-            released_models(RELEASED['r50_panoptic'][0]).state_dict())
+            _released_model(RELEASED['r50_panoptic'][0]).state_dict())
     assert ('checkpoint has 80 classes (predictor.denoising.label_enc.weight '
             '80x256) but the config has 133 classes') in str(err.value)
     assert 'feature levels' not in str(err.value)
@@ -178,7 +158,7 @@ def test_mismatch_messages(released_models, official_dicts):
     with pytest.raises(ValueError) as err:
         check_state_dict_fits(
             converted,
-            released_models(RELEASED['r50_instance_hid1024'][0]).state_dict())
+            _released_model(RELEASED['r50_instance_hid1024'][0]).state_dict())
     message = str(err.value)
     assert 'checkpoint has 4 feature levels' in message
     assert 'but the config has 3 feature levels' in message
@@ -186,8 +166,8 @@ def test_mismatch_messages(released_models, official_dicts):
     assert 'classes' not in message
 
 
-def test_official_weights_detection(official_dicts):
-    official = official_dicts(TINY)
+def test_official_weights_detection():
+    official = _official(TINY)
     assert official_weights({'model': official, 'iteration': 3}) is official
     assert official_weights(official) is official
     assert official_weights(convert_official_state_dict(official)) is None
@@ -222,8 +202,8 @@ def _load_with_logs(model, path: str) -> list:
     return handler.records
 
 
-def test_direct_load_of_official_checkpoint(tmp_path, official_dicts):
-    official = official_dicts(TINY)
+def test_direct_load_of_official_checkpoint(tmp_path):
+    official = _official(TINY)
     path = tmp_path / 'official.pth'
     torch.save({'model': official, 'iteration': 90000}, path)
     model = _tiny_model(7)
@@ -238,8 +218,8 @@ def test_direct_load_of_official_checkpoint(tmp_path, official_dicts):
                for r in records)
 
 
-def test_finetune_load_keeps_own_class_tensors(tmp_path, official_dicts):
-    official = official_dicts(TINY)  # 7 classes
+def test_finetune_load_keeps_own_class_tensors(tmp_path):
+    official = _official(TINY)  # 7 classes
     path = tmp_path / 'official.pth'
     torch.save({'model': official}, path)
     model = _tiny_model(3)

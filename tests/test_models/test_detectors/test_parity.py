@@ -23,7 +23,6 @@ from tests.parity_utils import (TOL, assert_instances_match,
                                 fixture_metas, resized_mask_logits)
 
 
-
 def _test_cfg(fx: dict) -> dict:
     cfg, md = fx['config'], 'MODEL.MaskDINO.TEST.'
     return dict(
