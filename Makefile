@@ -30,6 +30,9 @@ $(STAMP): $(VENV)/bin/python requirements/runtime.txt requirements/tests.txt set
 	# panopticapi is not on PyPI; panopticapi-lite ships the same module but pins numpy<2 needlessly.
 	$(PIP) install --no-deps "panopticapi-lite==0.2.0"
 	$(PIP) install --no-build-isolation --no-deps -e .
+	# mim looks for <site-packages>/mmmaskdino, which PEP 660 editable installs do not create.
+	$(PY) -c "import os, sysconfig; link = os.path.join(sysconfig.get_paths()['purelib'], 'mmmaskdino'); \
+	  os.path.lexists(link) or os.symlink(os.path.abspath('mmmaskdino'), link)"
 	$(PY) -c "import mmmaskdino, mmcv.ops, mmdet.models, mmseg, panopticapi"
 	touch $(STAMP)
 

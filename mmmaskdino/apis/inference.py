@@ -13,6 +13,7 @@ than softmax scores; 0.3 is a sensible threshold for drawing.
 import copy
 import os
 import os.path as osp
+import sys
 import warnings
 from typing import List, Optional, Sequence, Union
 
@@ -191,7 +192,8 @@ def inference_on_folder(inferencer: DetInferencer,
     vis_dir = osp.join(out_dir, 'vis')
     os.makedirs(vis_dir, exist_ok=True)
     pred_dir = out_dir if save_pred else ''
-    progress = ProgressBar(len(items)) if show_progress else None
+    progress = ProgressBar(
+        len(items), file=sys.stdout) if show_progress else None
     results = []
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]
@@ -241,7 +243,8 @@ def inference_on_video(inferencer: DetInferencer,
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     writer = cv2.VideoWriter(out_file, cv2.VideoWriter_fourcc(*fourcc),
                              reader.fps, (reader.width, reader.height))
-    progress = ProgressBar(len(reader)) if show_progress else None
+    progress = ProgressBar(
+        len(reader), file=sys.stdout) if show_progress else None
     written = 0
     try:
         for frame in reader:

@@ -35,6 +35,8 @@ def tiny_models(shapes_root, tmp_path_factory) -> dict:
     models = {}
     for task, name in TASK_CONFIGS.items():
         cfg = shapes_config(name, shapes_root)
+        # untrained masks overlap everywhere: keep every segment
+        cfg.model.test_cfg.iou_thr = 0.0
         ckpt = save_random_checkpoint(cfg, ckpt_dir / f'{task}.pth',
                                       dataset_meta_from_config(cfg))
         models[task] = (cfg, ckpt)
@@ -62,7 +64,6 @@ def test_det_inferencer_draws_every_task(task, tiny_models, shapes_root,
     drawn = mmcv.imread(tmp_path / 'vis' / image.name)
     original = mmcv.imread(image)
     h, w = original.shape[:2]
-    changed = changed_pixels(original, drawn)
     if task == 'instance':
         masks = sample.pred_instances.masks
         assert masks.shape[1:] == (h, w) and len(masks) == 100
@@ -77,11 +78,14 @@ def test_det_inferencer_draws_every_task(task, tiny_models, shapes_root,
         assert pan.shape == (h, w)
         # every pixel is a segment of one of the 8 classes or void (= 8)
         assert ((pan % 1000) <= 8).all()
-        assert changed > 0.5 * h * w
+        covered = (pan % 1000 < 8).numpy()
+        diff = np.abs(original.astype(int) - drawn).sum(-1) > 0
+        assert covered.sum() > 100 and diff[covered].mean() > 0.9
     else:
         sem = sample.pred_sem_seg.sem_seg[0]
         assert sem.shape == (h, w) and int(sem.max()) < 8
-        assert changed > 0.5 * h * w
+        # every pixel belongs to a drawn class region
+        assert changed_pixels(original, drawn) > 0.9 * h * w
 
 
 def test_metafile_names_resolve():
@@ -117,7 +121,7 @@ def test_init_maskdino_by_name_takes_classes_from_config(tmp_path):
 
 
 def test_inference_on_folder_in_batches(tiny_models, shapes_root, tmp_path,
-                                        capfd):
+                                        capsys):
     cfg, ckpt = tiny_models['instance']
     images = _val_images(shapes_root, 3)
     folder = tmp_path / 'images'
@@ -128,7 +132,7 @@ def test_inference_on_folder_in_batches(tiny_models, shapes_root, tmp_path,
     results = inference_on_folder(
         inferencer, str(folder), str(tmp_path / 'out'), batch_size=2,
         pred_score_thr=0.0)
-    assert '3/3' in capfd.readouterr().out  # the progress bar
+    assert '3/3' in capsys.readouterr().out  # the progress bar
     assert len(results) == 3
     assert all(len(r['scores']) == 100 for r in results)
     for image in images:

@@ -17,7 +17,8 @@ register_all_modules()
 
 
 def _rebase(node: Any, data_root: str) -> None:
-    """Point every ``data_root`` / ``data/shapes/...`` path at ``data_root``."""
+    """Point ``data_root`` and every ``data/shapes/...`` path at
+    ``data_root``."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key == 'data_root':
@@ -54,18 +55,24 @@ def save_random_checkpoint(cfg: Config,
                            path: Path,
                            dataset_meta: dict,
                            class_bias: float = 2.0,
+                           mask_offset: float = 2.0,
                            seed: int = 0) -> Path:
     """Save a randomly initialised model of ``cfg`` with its dataset_meta.
 
-    The class-head bias is set to ``class_bias`` (instead of the focal-loss
-    prior, sigmoid 0.01) so that the untrained model predicts segments above
-    the post-processing thresholds.
+    Two biases are changed so that the untrained model predicts something
+    to draw: the class-head bias is ``class_bias`` (instead of the
+    focal-loss prior, sigmoid 0.01), and every mask logit is raised by
+    ``mask_offset`` (one channel of the mask features and of the mask
+    embedding get bias ``sqrt(mask_offset)``).
     """
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     model.init_weights()  # some parameters are allocated uninitialised
     state_dict = model.state_dict()
     state_dict['panoptic_head.predictor.class_embed.bias'].fill_(class_bias)
+    for key in ('panoptic_head.pixel_decoder.mask_features.bias',
+                'panoptic_head.predictor.mask_embed.layers.2.bias'):
+        state_dict[key][0] = mask_offset**0.5
     torch.save({
         'state_dict': state_dict,
         'meta': {'dataset_meta': dataset_meta}
