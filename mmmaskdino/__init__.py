@@ -9,5 +9,6 @@ configs only need ``custom_imports = dict(imports=['mmmaskdino'])`` and
 from .version import __version__, version_info
 from . import utils  # noqa: F401,E402  (compat patches first)
 from . import datasets, evaluation, models  # noqa: F401,E402
+from . import engine  # noqa: F401,E402
 
 __all__ = ['__version__', 'version_info']

@@ -14,7 +14,8 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmmaskdino.utils.tool_utils import add_common_args, load_runner_config
+from mmmaskdino.utils.tool_utils import (add_common_args, enable_amp,
+                                         load_runner_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,15 +39,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     """Merge command-line options into the config."""
     cfg = load_runner_config(args)
     if args.amp:
-        optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_type == 'AmpOptimWrapper':
-            print('AMP is already enabled in the config.')
-        else:
-            assert optim_type == 'OptimWrapper', (
-                '--amp is only supported with OptimWrapper, got '
-                f'{optim_type}')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        enable_amp(cfg)
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.get(

@@ -12,6 +12,9 @@ default_hooks = dict(
         type='CheckpointHook', interval=5000, by_epoch=False, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
+# saves and restores the torch random stream, so `--resume` reproduces the
+# uninterrupted run exactly (mmengine itself restores only the data order)
+custom_hooks = [dict(type='RNGStateHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

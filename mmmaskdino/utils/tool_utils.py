@@ -21,12 +21,42 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def enable_amp(cfg: Config) -> None:
+    """Switch ``cfg.optim_wrapper`` to automatic mixed precision in place.
+
+    With CUDA: mmengine's ``AmpOptimWrapper`` (float16 unless the config
+    sets ``dtype``, dynamic ``GradScaler``). Without CUDA: ``CPUAmpOptimWrapper`` (bfloat16
+    autocast, no scaler), since mmengine's wrapper refuses to start there.
+    A config that already asks for ``AmpOptimWrapper`` is switched to the
+    CPU wrapper on a CPU-only machine (with bfloat16: float16 without a
+    loss scaler would underflow).
+
+    Raises:
+        ValueError: If the config uses an optimizer wrapper other than
+            ``OptimWrapper`` or an AMP wrapper.
+    """
+    wrapper = cfg.optim_wrapper
+    optim_type = wrapper.get('type', 'OptimWrapper')
+    amp_types = ('AmpOptimWrapper', 'CPUAmpOptimWrapper')
+    if optim_type not in ('OptimWrapper', *amp_types):
+        raise ValueError('--amp needs optim_wrapper.type OptimWrapper, got '
+                         f'{optim_type}')
+    if torch.cuda.is_available():
+        wrapper.type = 'AmpOptimWrapper'
+        wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        wrapper.type = 'CPUAmpOptimWrapper'
+        wrapper.pop('loss_scale', None)
+        wrapper.dtype = 'bfloat16'
+
+
 def load_runner_config(args: argparse.Namespace) -> Config:
     """Load ``args.config`` and apply the common command-line options.
 
     The work dir defaults to ``./work_dirs/<config name>``. Without CUDA the
     distributed backend falls back from NCCL to gloo, so ``dist_train.sh``
-    also runs several CPU processes.
+    also runs several CPU processes (``--launcher pytorch``; the process
+    group is then started here, see :func:`_init_cpu_process_group`).
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -44,4 +74,26 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     if not torch.cuda.is_available():
         env_cfg = cfg.setdefault('env_cfg', {})
         env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+        if cfg.launcher == 'pytorch':
+            _init_cpu_process_group(cfg)
     return cfg
+
+
+def _init_cpu_process_group(cfg: Config) -> None:
+    """Start a gloo process group for a CPU-only ``torchrun`` launch.
+
+    mmengine 0.10's ``init_dist('pytorch')`` calls ``torch.cuda.set_device``
+    and its default DDP wrapper passes ``device_ids=[LOCAL_RANK]``; both fail
+    without CUDA. The group is started here from the ``torchrun`` environment
+    (the Runner then skips its own initialisation) and DDP gets
+    ``device_ids=None``, as it requires for CPU modules.
+    """
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper.get('type', 'MMDistributedDataParallel') in (
+            'MMDistributedDataParallel', 'DistributedDataParallel'):
+        wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper

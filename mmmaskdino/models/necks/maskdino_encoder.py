@@ -5,6 +5,7 @@ from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from mmcv.cnn import ConvModule
 from mmdet.models.layers import (DeformableDetrTransformerEncoder,
                                  SinePositionalEncoding)
@@ -49,6 +50,10 @@ class MaskDINOEncoder(BaseModule):
         num_heads (int): Heads of the deformable attention.
         num_points (int): Sampling points per head and level.
         norm_cfg (dict): Norm of the projections and FPN convs.
+        num_cp (int): Number of encoder layers, from the first, whose
+            activations are recomputed in the backward pass instead of being
+            stored (``torch.utils.checkpoint``), trading compute for memory.
+            Only active in training with gradients. Defaults to 0.
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
@@ -66,12 +71,17 @@ class MaskDINOEncoder(BaseModule):
                  num_heads: int = 8,
                  num_points: int = 4,
                  norm_cfg: ConfigType = dict(type='GN', num_groups=32),
+                 num_cp: int = 0,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         assert feature_order in ('low2high', 'high2low'), feature_order
         assert len(in_channels) == len(strides)
         assert list(strides) == sorted(strides), 'maps must be stride-ordered'
         assert num_feature_levels >= len(transformer_in_features)
+        assert 0 <= num_cp <= num_encoder_layers, (
+            f'num_cp={num_cp} must lie in [0, num_encoder_layers='
+            f'{num_encoder_layers}]')
+        self.num_cp = num_cp
         self.feature_order = feature_order
         self.num_feature_levels = num_feature_levels
         # Official order: decreasing stride for low2high, increasing otherwise.
@@ -223,13 +233,24 @@ class MaskDINOEncoder(BaseModule):
             for lvl, p in enumerate(pos)
         ], 1)
         valid_ratios = query.new_ones(bs, len(srcs), 2)
-        memory = self.encoder(
-            query=query,
+        # The loop of DeformableDetrTransformerEncoder.forward, with optional
+        # activation checkpointing of the first ``num_cp`` layers.
+        reference_points = self.encoder.get_encoder_reference_points(
+            spatial_shapes, valid_ratios, device=query.device)
+        layer_kwargs = dict(
             query_pos=query_pos,
             key_padding_mask=None,
             spatial_shapes=spatial_shapes,
             level_start_index=level_start_index,
-            valid_ratios=valid_ratios)
+            valid_ratios=valid_ratios,
+            reference_points=reference_points)
+        memory = query
+        for i, layer in enumerate(self.encoder.layers):
+            if i < self.num_cp and self.training and torch.is_grad_enabled():
+                memory = checkpoint(
+                    layer, memory, use_reentrant=False, **layer_kwargs)
+            else:
+                memory = layer(memory, **layer_kwargs)
         splits = memory.split([h * w for h, w in hw_shapes], dim=1)
         return [
             z.transpose(1, 2).reshape(bs, dims, h, w)
