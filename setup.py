@@ -92,6 +92,7 @@ if __name__ == '__main__':
         extras_require={
             'tests': parse_requirements('requirements/tests.txt'),
             'mim': parse_requirements('requirements/mminstall.txt'),
+            'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
             'all': parse_requirements('requirements/runtime.txt') +
             parse_requirements('requirements/tests.txt'),
         },

@@ -260,6 +260,28 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         return PixelData(
             sem_seg=self.encode_panoptic(panoptic_seg, segments_info)[None])
 
+    def instance_topk(self, mask_cls: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Sorted top-``max_per_image`` (query, class) pairs of all Q x C.
+
+        Scores are sigmoids of the first ``num_classes`` logits. This is the
+        data-independent part of :meth:`instance_postprocess` (it also runs
+        inside exported ONNX graphs).
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, K).
+
+        Returns:
+            tuple: ``scores`` (k,), ``labels`` (k,) and ``query_indices``
+            (k,), best first.
+        """
+        cls_scores = mask_cls[:, :self.num_classes].sigmoid()
+        num_top = min(self._cfg('max_per_image'),
+                      mask_cls.shape[0] * self.num_classes)
+        scores, flat_indices = cls_scores.flatten().topk(num_top, sorted=True)
+        labels = flat_indices % self.num_classes
+        query_indices = flat_indices // self.num_classes
+        return scores, labels, query_indices
+
     def instance_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
                              mask_box: Tensor) -> InstanceData:
         """Top-k (query, class) pairs with predicted boxes and binary masks.
@@ -279,11 +301,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             ``scores`` (N,), ``masks`` (N, h, w) bool and ``query_indices``
             (N,), the query of each detection.
         """
-        cls_scores = mask_cls[:, :self.num_classes].sigmoid()
-        num_top = min(self._cfg('max_per_image'), cls_scores.numel())
-        scores, flat_indices = cls_scores.flatten().topk(num_top, sorted=True)
-        labels = flat_indices % self.num_classes
-        query_indices = flat_indices // self.num_classes
+        scores, labels, query_indices = self.instance_topk(mask_cls)
         is_thing = labels < self.num_things_classes
         scores = scores[is_thing]
         labels = labels[is_thing]
