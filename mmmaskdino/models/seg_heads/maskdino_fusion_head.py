@@ -1,6 +1,6 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
 """Mask DINO post-processing: instance, panoptic and semantic inference."""
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -282,8 +282,12 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         query_indices = flat_indices // self.num_classes
         return scores, labels, query_indices
 
-    def instance_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
-                             mask_box: Tensor) -> InstanceData:
+    def instance_postprocess(
+            self,
+            mask_cls: Tensor,
+            mask_pred: Tensor,
+            mask_box: Tensor,
+            mask_queries: Optional[Tensor] = None) -> InstanceData:
         """Top-k (query, class) pairs with predicted boxes and binary masks.
 
         Scores are sigmoids of the first ``num_classes`` logits, ranked over
@@ -293,8 +297,12 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
 
         Args:
             mask_cls (Tensor): Class logits, shape (Q, K).
-            mask_pred (Tensor): Mask logits, shape (Q, h, w).
+            mask_pred (Tensor): Mask logits, shape (Q, h, w), or (n, h, w)
+                for the queries ``mask_queries`` only.
             mask_box (Tensor): Boxes xyxy in output pixels, shape (Q, 4).
+            mask_queries (Tensor, optional): Sorted query of each row of
+                ``mask_pred`` (it must hold every query of a top-k thing
+                pair, see :meth:`instance_queries`); None when it has all Q.
 
         Returns:
             :obj:`InstanceData`: ``bboxes`` (N, 4), ``labels`` (N,),
@@ -307,19 +315,34 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         labels = labels[is_thing]
         query_indices = query_indices[is_thing]
 
+        rows = query_indices if mask_queries is None else \
+            torch.searchsorted(mask_queries, query_indices)
         binary = (mask_pred > 0).float()
         if not self._cfg('focus_on_box'):
             mask_quality = (mask_pred.sigmoid() * binary).flatten(1).sum(1) / (
                 binary.flatten(1).sum(1) + 1e-6)
-            scores = scores * mask_quality[query_indices]
+            scores = scores * mask_quality[rows]
 
         results = InstanceData()
         results.bboxes = mask_box[query_indices]
         results.labels = labels
         results.scores = scores
-        results.masks = binary[query_indices].bool()
+        results.masks = binary[rows].bool()
         results.query_indices = query_indices
         return results
+
+    def instance_queries(self, mask_cls: Tensor) -> Tensor:
+        """Sorted queries of the top-k thing pairs: the only masks that
+        instance post-processing outputs.
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, K).
+
+        Returns:
+            Tensor: Query indices, shape (n,), n <= ``max_per_image``.
+        """
+        _, labels, query_indices = self.instance_topk(mask_cls)
+        return query_indices[labels < self.num_things_classes].unique()
 
     @staticmethod
     def rescale_boxes(mask_box: Tensor, batch_input_shape: Sequence[int],
@@ -381,18 +404,34 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         resize_first = (instance_on or panoptic_on or
                         self._cfg('sem_seg_postprocess_before_inference'))
 
-        mask_pred = F.interpolate(
-            mask_pred,
-            size=tuple(metas[0]['batch_input_shape'][:2]),
-            mode='bilinear',
-            align_corners=False)
+        # Instance results use only the masks of the top-k pairs' queries:
+        # then only those are upsampled (the same values, a fraction of the
+        # work; bilinear resizing treats every mask separately).
+        instance_only = instance_on and not (panoptic_on or semantic_on)
+        input_shape = tuple(metas[0]['batch_input_shape'][:2])
+        if not instance_only:
+            mask_pred = F.interpolate(
+                mask_pred, size=input_shape, mode='bilinear',
+                align_corners=False)
 
         results = []
         for cls_i, masks_i, boxes_i, meta in zip(mask_cls, mask_pred,
                                                  mask_box, metas):
             img_shape = meta['img_shape'][:2]
             out_shape = meta['ori_shape'][:2] if rescale else img_shape
-            if resize_first:
+            mask_queries = None
+            if instance_only:
+                mask_queries = self.instance_queries(cls_i)
+                masks_i = masks_i[mask_queries]
+                if len(mask_queries) > 0:
+                    masks_i = F.interpolate(
+                        masks_i[None], size=input_shape, mode='bilinear',
+                        align_corners=False)[0]
+                    masks_i = self.crop_and_resize(masks_i, img_shape,
+                                                   out_shape)
+                else:
+                    masks_i = masks_i.new_zeros((0, *out_shape))
+            elif resize_first:
                 masks_i = self.crop_and_resize(masks_i, img_shape, out_shape)
             result = dict()
             if semantic_on:
@@ -409,6 +448,6 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
                                              meta['batch_input_shape'],
                                              img_shape, out_shape)
                 result['ins_results'] = self.instance_postprocess(
-                    cls_i, masks_i, boxes_i)
+                    cls_i, masks_i, boxes_i, mask_queries)
             results.append(result)
         return results
