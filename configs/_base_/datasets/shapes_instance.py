@@ -15,7 +15,7 @@ train_pipeline = [
     dict(
         type='RandomResize',
         scale=image_size,
-        ratio_range=(0.5, 2.0),
+        ratio_range=(0.75, 1.5),
         keep_ratio=True),
     dict(
         type='RandomCrop',

@@ -3,7 +3,7 @@
 _base_ = './maskdino_adamw.py'
 max_iters = 2000
 optim_wrapper = dict(
-    optimizer=dict(lr=2e-4),
+    optimizer=dict(lr=3e-4),
     paramwise_cfg=dict(custom_keys=dict(backbone=dict(lr_mult=1.0))))
 param_scheduler = dict(
     type='MultiStepLR',
