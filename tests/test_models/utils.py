@@ -45,11 +45,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_config(task: str, **test_cfg) -> Config:
+def tiny_config(task: str, predictor: Optional[dict] = None,
+                **test_cfg) -> Config:
     """The shapes config of ``task`` shrunk to a test-sized model.
 
     Args:
         task (str): One of ``CONFIG_FILES``.
+        predictor (dict, optional): Further overrides of the predictor
+            (e.g. ``initialize_box_type``).
         **test_cfg: Overrides of ``model.test_cfg`` (e.g. ``instance_on``).
 
     Returns:
@@ -71,14 +74,16 @@ def tiny_config(task: str, **test_cfg) -> Config:
                 ffn_dim=64,
                 num_layers=TINY_DEC_LAYERS,
                 mask_dim=TINY_HIDDEN,
-                denoising=dict(dn_num=TINY_QUERIES)),
+                denoising=dict(dn_num=TINY_QUERIES),
+                **(predictor or {})),
             criterion=dict(num_points=TINY_POINTS)),
         test_cfg=test_cfg)
     cfg.merge_from_dict(dict(model=tiny))
     return cfg
 
 
-def build_tiny_model(task: str, **test_cfg) -> nn.Module:
+def build_tiny_model(task: str, predictor: Optional[dict] = None,
+                     **test_cfg) -> nn.Module:
     """Build (and initialise) the tiny model of ``task``; see
     :func:`tiny_config`."""
     from mmdet.registry import MODELS
@@ -86,7 +91,7 @@ def build_tiny_model(task: str, **test_cfg) -> nn.Module:
 
     import mmmaskdino  # noqa: F401  (registers the Mask DINO modules)
     register_all_modules()
-    model = MODELS.build(tiny_config(task, **test_cfg).model)
+    model = MODELS.build(tiny_config(task, predictor, **test_cfg).model)
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # init_weights logs every parameter

@@ -18,7 +18,8 @@ LOSS_NAMES = ('loss_cls', 'loss_mask', 'loss_dice', 'loss_bbox', 'loss_iou')
 @pytest.fixture(scope='module')
 def instance_model():
     """Tiny instance model (two-stage, mask2box, DN) in train mode."""
-    return build_tiny_model('instance').train()
+    return build_tiny_model(
+        'instance', predictor=dict(initialize_box_type='mask2box')).train()
 
 
 @pytest.fixture(scope='module')

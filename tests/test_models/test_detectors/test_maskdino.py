@@ -224,7 +224,8 @@ def test_every_trainable_parameter_gets_a_gradient():
     and head) has a finite gradient; it is non-zero except for the
     documented ``ZERO_GRAD_AT_INIT``, which become non-zero after one
     optimiser step breaks the zero initialisation."""
-    model = build_tiny_model('instance').train()
+    model = build_tiny_model(
+        'instance', predictor=dict(initialize_box_type='mask2box')).train()
     predictor = model.panoptic_head.predictor
     assert predictor.two_stage and predictor.initialize_box_type == 'mask2box'
     samples = batch_for(model, num_objects=(2, 3))
