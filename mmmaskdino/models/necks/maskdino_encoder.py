@@ -113,8 +113,10 @@ class MaskDINOEncoder(BaseModule):
                     ffn_drop=0.0,
                     act_cfg=dict(type='ReLU', inplace=True)),
                 norm_cfg=dict(type='LN')))
+        # N(0, 1) as the official init, so a model is usable even before
+        # init_weights() (e.g. when weights are loaded afterwards)
         self.level_embed = nn.Parameter(
-            torch.empty(num_feature_levels, feat_channels))
+            torch.randn(num_feature_levels, feat_channels))
         self.positional_encoding = SinePositionalEncoding(
             num_feats=feat_channels // 2,
             temperature=10000,
