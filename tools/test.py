@@ -8,10 +8,9 @@ import argparse
 
 from mmengine.config import Config
 from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from mmmaskdino.utils.tool_utils import add_common_args, load_runner_config
+from mmmaskdino.utils.tool_utils import (add_common_args, build_runner,
+                                         load_runner_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,10 +59,7 @@ def main() -> None:
         cfg.test_cfg = cfg.get('test_cfg') or dict(type='TestLoop')
         cfg.test_cfg.fp16 = True
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):

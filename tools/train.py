@@ -11,11 +11,9 @@ Works with mmmaskdino configs and with stock MMDetection configs alike::
 import argparse
 
 from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from mmmaskdino.utils.tool_utils import (add_common_args, enable_amp,
-                                         load_runner_config)
+from mmmaskdino.utils.tool_utils import (add_common_args, build_runner,
+                                         enable_amp, load_runner_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,10 +58,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = setup_cfg(args)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     runner.train()
 
 

@@ -6,6 +6,8 @@ import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -97,3 +99,10 @@ def _init_cpu_process_group(cfg: Config) -> None:
             'MMDistributedDataParallel', 'DistributedDataParallel'):
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The Runner of ``cfg``: mmengine's default, or ``cfg.runner_type``."""
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)

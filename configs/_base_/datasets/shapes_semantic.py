@@ -6,15 +6,16 @@ dataset_type = 'BaseSegDataset'
 data_root = 'data/shapes/'
 backend_args = None
 image_size = (128, 128)
+seg_load = dict(
+    type='LoadAnnotations',
+    with_bbox=False,
+    with_label=False,
+    with_mask=False,
+    with_seg=True)
 
 train_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
-    dict(
-        type='LoadAnnotations',
-        with_bbox=False,
-        with_label=False,
-        with_mask=False,
-        with_seg=True),
+    seg_load,
     dict(
         type='RandomResize',
         scale=image_size,
@@ -27,12 +28,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
     dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(
-        type='LoadAnnotations',
-        with_bbox=False,
-        with_label=False,
-        with_mask=False,
-        with_seg=True),
+    seg_load,
     dict(
         type='PackDetInputs',
         meta_keys=('img_path', 'ori_shape', 'img_shape', 'scale_factor'))
