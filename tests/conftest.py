@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmmaskdino.datasets.bundled_formats import generate_formats
 from mmmaskdino.datasets.synthetic_shapes import generate_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,4 +40,18 @@ def shapes_root(tmp_path_factory) -> Path:
     """Root of a small bundled-shapes dataset (8 train, 12 val scenes)."""
     root = tmp_path_factory.mktemp('shapes')
     generate_dataset(str(root), SHAPES_SEED, SHAPES_NUM_TRAIN, SHAPES_NUM_VAL)
+    return root
+
+
+BUNDLED_TRAIN = 4
+BUNDLED_VAL = 3
+
+
+@pytest.fixture(scope='session')
+def bundled_root(tmp_path_factory) -> Path:
+    """The bundled scenes in every real on-disk format (COCO, COCO panoptic,
+    ADE20K, Cityscapes, custom), 4 train and 3 val scenes each."""
+    root = tmp_path_factory.mktemp('bundled')
+    generate_formats(str(root), seed=0, num_train=BUNDLED_TRAIN,
+                     num_val=BUNDLED_VAL)
     return root

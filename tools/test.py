@@ -2,13 +2,20 @@
 """Evaluate a checkpoint with MMEngine's Runner.
 
     python tools/test.py CONFIG CHECKPOINT [--show-dir vis] [--out results.pkl]
+    python tools/test.py CONFIG CHECKPOINT --data-root data/bundled/coco/
+
+``--out`` writes MMDetection's ``DumpDetResults`` format (masks as RLE, no
+ground truth), which ``mmdet``'s offline tools read. The test data's
+annotation files are checked first
+(:mod:`mmmaskdino.datasets.annotation_checks`).
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 """
 import argparse
 
 from mmengine.config import Config
-from mmengine.evaluator import DumpResults
+from mmdet.evaluation import DumpDetResults
 
+from mmmaskdino.datasets.annotation_checks import check_datasets
 from mmmaskdino.utils.tool_utils import (add_common_args, build_runner,
                                          load_runner_config)
 
@@ -20,7 +27,8 @@ def parse_args() -> argparse.Namespace:
     add_common_args(parser)
     parser.add_argument(
         '--out', type=str,
-        help='dump predictions to a pickle file for offline evaluation')
+        help='dump predictions to a pickle file for offline evaluation '
+        '(DumpDetResults format: RLE masks, no ground truth)')
     parser.add_argument(
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
@@ -59,13 +67,14 @@ def main() -> None:
         cfg.test_cfg = cfg.get('test_cfg') or dict(type='TestLoop')
         cfg.test_cfg.fp16 = True
 
+    check_datasets(cfg, ['test'])
     runner = build_runner(cfg)
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl or .pickle file')
         runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
+            DumpDetResults(out_file_path=args.out))
     runner.test()
 
 

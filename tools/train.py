@@ -1,9 +1,13 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
 """Train a detector with MMEngine's Runner.
 
-Works with mmmaskdino configs and with stock MMDetection configs alike::
+Works with mmmaskdino configs and with stock MMDetection configs alike
+(``mmdet::path/in/mmdet/configs.py`` or a file). The annotation files of the
+train and val data are checked before the Runner is built
+(:mod:`mmmaskdino.datasets.annotation_checks`)::
 
-    python tools/train.py configs/maskdino/maskdino_r18_4xb4-2k_shapes.py
+    python tools/train.py configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py
+    python tools/train.py CONFIG --data-root data/bundled/coco/  # data elsewhere
     python tools/train.py CONFIG --resume            # latest checkpoint in work_dir
     python tools/train.py CONFIG --resume PATH.pth   # a given checkpoint
     bash tools/dist_train.sh CONFIG 8                # distributed
@@ -12,6 +16,7 @@ import argparse
 
 from mmengine.config import Config
 
+from mmmaskdino.datasets.annotation_checks import check_datasets
 from mmmaskdino.utils.tool_utils import (add_common_args, build_runner,
                                          enable_amp, load_runner_config)
 
@@ -58,6 +63,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = setup_cfg(args)
+    check_datasets(cfg, ['train', 'val'] if cfg.get('val_cfg') else ['train'])
     runner = build_runner(cfg)
     runner.train()
 

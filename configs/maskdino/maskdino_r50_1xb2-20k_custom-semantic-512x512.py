@@ -37,7 +37,7 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=None),
+    dict(type='LoadImageFromFile', backend_args=None),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     load_labels,
     dict(
@@ -49,8 +49,7 @@ dataset = dict(
     data_root=data_root,
     metainfo=metainfo,
     img_suffix=img_suffix,
-    seg_map_suffix='.png',
-    reduce_zero_label=False)
+    seg_map_suffix='.png')
 train_dataloader = dict(
     batch_size=2,
     dataset=dict(

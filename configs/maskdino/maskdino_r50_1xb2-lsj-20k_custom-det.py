@@ -25,7 +25,7 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=None),
+    dict(type='LoadImageFromFile', backend_args=None),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
     dict(

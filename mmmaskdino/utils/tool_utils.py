@@ -6,6 +6,7 @@ import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.hub import get_config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -13,6 +14,11 @@ from mmengine.runner import Runner
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Arguments every runner tool accepts."""
     parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--data-root',
+        help='read the data from this folder instead of the config\'s '
+        '`data_root`: every path under it (datasets, evaluator annotation '
+        'files) is redirected, e.g. --data-root data/bundled/coco/')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, e.g. "train_cfg.max_iters=100"')
@@ -62,12 +68,12 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root is not None:
+        redirect_data_root(cfg, args.data_root)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -79,6 +85,50 @@ def load_runner_config(args: argparse.Namespace) -> Config:
         if cfg.launcher == 'pytorch':
             _init_cpu_process_group(cfg)
     return cfg
+
+
+def load_config(config: str) -> Config:
+    """A config file, or a package's config as ``mmdet::path/to/cfg.py``
+    (resolved in the installed package's ``.mim/configs``, as mim does)."""
+    if '::' in config:
+        return get_config(config)
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
+    return Config.fromfile(config)
+
+
+def redirect_data_root(cfg: Config, data_root: str) -> None:
+    """Rewrite every path under the config's ``data_root`` to ``data_root``.
+
+    Dataset roots and the evaluators' ``ann_file`` / ``seg_prefix`` (which
+    configs spell as ``data_root + '...'``, so they hold the old root
+    already joined) all move; nothing else changes.
+
+    Raises:
+        ValueError: If the config has no top-level ``data_root``.
+    """
+    old = cfg.get('data_root')
+    if not isinstance(old, str) or not old:
+        raise ValueError('--data-root needs a top-level `data_root` in the '
+                         f'config {cfg.filename}')
+    old = old.rstrip('/') + '/'
+    new = data_root.rstrip('/') + '/'
+
+    def rewrite(node):
+        if isinstance(node, str):
+            if node.startswith(old) or node == old.rstrip('/'):
+                return new + node[len(old):]
+            return node
+        if isinstance(node, dict):
+            for key in list(node):
+                node[key] = rewrite(node[key])
+            return node
+        if isinstance(node, (list, tuple)):
+            return type(node)(rewrite(v) for v in node)
+        return node
+
+    for key in list(cfg.keys()):
+        cfg[key] = rewrite(cfg[key])
 
 
 def _init_cpu_process_group(cfg: Config) -> None:

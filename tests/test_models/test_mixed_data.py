@@ -79,7 +79,7 @@ def test_mask_gradient_is_zero_for_the_box_only_image(model, batches):
     data = model.data_preprocessor(pseudo_collate(list(batches)), True)
     head = model.panoptic_head
     feats = model.extract_feat(data['inputs'])
-    targets = head.get_targets(data['data_samples'])
+    targets = head.get_targets(data['data_samples'], torch.device('cpu'))
     assert ['masks' in t for t in targets] == [False, True]
     mask_features, multi_scale = head.pixel_decoder(feats)
     dn = head.predictor.denoising(targets, head.predictor.num_queries)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from mmdet.datasets import CocoPanopticDataset
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
@@ -145,3 +146,70 @@ def test_metafile_results_are_official():
         results[model.name] = metrics
         assert (REPO_ROOT / model.config).is_file()
     assert results == {name: res for name, (_, res) in RELEASED.items()}
+
+
+@pytest.fixture(scope='module')
+def official_panoptic_file(tmp_path_factory):
+    """A tiny official-format checkpoint with COCO panoptic's 133 classes."""
+    path = tmp_path_factory.mktemp('official') / 'maskdino_panoptic.pth'
+    torch.save({'model': official_state_dict(replace(TINY, num_classes=133))},
+               path)
+    return path
+
+
+def test_converter_records_class_names(official_panoptic_file, tmp_path):
+    """Without a config, the class count names the official dataset."""
+    dst = tmp_path / 'converted.pth'
+    proc = _run(official_panoptic_file, dst)
+    assert proc.returncode == 0, proc.stderr
+    meta = torch.load(dst, weights_only=True)['meta']['dataset_meta']
+    assert meta['classes'] == list(CocoPanopticDataset.METAINFO['classes'])
+    assert len(meta['thing_classes']) == 80
+    assert len(meta['stuff_classes']) == 53
+
+
+def test_converter_takes_class_names_from_the_config(official_file,
+                                                     tmp_path):
+    config = Config.fromfile(
+        REPO_ROOT / 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py')
+    spec = replace(TINY, num_classes=7)
+    config.model = model_cfg(spec, num_things=7)
+    config.test_dataloader.dataset.metainfo = dict(
+        classes=tuple(f'c{i}' for i in range(7)))
+    config.dump(str(tmp_path / 'cfg.py'))
+    dst = tmp_path / 'converted.pth'
+    proc = _run(official_file, dst, '--config', tmp_path / 'cfg.py')
+    assert proc.returncode == 0, proc.stderr
+    meta = torch.load(dst, weights_only=True)['meta']['dataset_meta']
+    assert list(meta['classes']) == [f'c{i}' for i in range(7)]
+
+
+@pytest.mark.parametrize('num_classes, dataset', [
+    (133, 'panoptic'), (150, 'ade20k'), (80, 'coco'), (19, 'cityscapes')])
+def test_official_url_checkpoints_get_their_class_names(
+        num_classes, dataset, tmp_path, monkeypatch):
+    """``init_detector`` / ``DetInferencer`` on an official release URL: the
+    registered loader adds the training dataset's names, instead of
+    MMDetection's fallback to the 80 COCO names."""
+    from mmdet.apis import init_detector
+
+    from mmmaskdino.utils import official_checkpoints as loader
+    path = tmp_path / 'official.pth'
+    torch.save({'model': official_state_dict(
+        replace(TINY, num_classes=num_classes))}, path)
+    urls = []
+
+    def fake_http(url, map_location=None):
+        urls.append(url)
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+    monkeypatch.setattr(loader, 'load_from_http', fake_http)
+    config = _write_config(tmp_path / 'tiny.py', num_classes)
+    url = loader.OFFICIAL_URL_PREFIX + 'maskdino_whatever.pth'
+    model = init_detector(config, url, device='cpu', palette='random')
+    assert urls == [url]
+    expected = loader.dataset_meta_for_class_count(num_classes)
+    assert list(model.dataset_meta['classes']) == expected['classes']
+    assert len(model.dataset_meta['classes']) == num_classes
+    if dataset == 'ade20k':
+        assert model.dataset_meta['classes'][:3] == ['wall', 'building', 'sky']

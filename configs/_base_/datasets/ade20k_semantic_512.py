@@ -4,6 +4,36 @@
 dataset_type = 'ADE20KSegDataset'
 data_root = 'data/ADEChallengeData2016/'
 backend_args = None
+# ADE20K's 150 classes (label map values 1..150; 0 = other, ignored)
+ade20k_classes = ('wall', 'building', 'sky', 'floor', 'tree', 'ceiling',
+                  'road', 'bed ', 'windowpane', 'grass', 'cabinet', 'sidewalk',
+                  'person', 'earth', 'door', 'table', 'mountain', 'plant',
+                  'curtain', 'chair', 'car', 'water', 'painting', 'sofa',
+                  'shelf', 'house', 'sea', 'mirror', 'rug', 'field',
+                  'armchair', 'seat', 'fence', 'desk', 'rock', 'wardrobe',
+                  'lamp', 'bathtub', 'railing', 'cushion', 'base', 'box',
+                  'column', 'signboard', 'chest of drawers', 'counter', 'sand',
+                  'sink', 'skyscraper', 'fireplace', 'refrigerator',
+                  'grandstand', 'path', 'stairs', 'runway', 'case',
+                  'pool table', 'pillow', 'screen door', 'stairway', 'river',
+                  'bridge', 'bookcase', 'blind', 'coffee table', 'toilet',
+                  'flower', 'book', 'hill', 'bench', 'countertop', 'stove',
+                  'palm', 'kitchen island', 'computer', 'swivel chair', 'boat',
+                  'bar', 'arcade machine', 'hovel', 'bus', 'towel', 'light',
+                  'truck', 'tower', 'chandelier', 'awning', 'streetlight',
+                  'booth', 'television receiver', 'airplane', 'dirt track',
+                  'apparel', 'pole', 'land', 'bannister', 'escalator',
+                  'ottoman', 'bottle', 'buffet', 'poster', 'stage', 'van',
+                  'ship', 'fountain', 'conveyer belt', 'canopy', 'washer',
+                  'plaything', 'swimming pool', 'stool', 'barrel', 'basket',
+                  'waterfall', 'tent', 'bag', 'minibike', 'cradle', 'oven',
+                  'ball', 'food', 'step', 'tank', 'trade name', 'microwave',
+                  'pot', 'animal', 'bicycle', 'lake', 'dishwasher', 'screen',
+                  'blanket', 'sculpture', 'hood', 'sconce', 'vase',
+                  'traffic light', 'tray', 'ashcan', 'fan', 'pier',
+                  'crt screen', 'plate', 'monitor', 'bulletin board', 'shower',
+                  'radiator', 'glass', 'clock', 'flag')
+metainfo = dict(classes=ade20k_classes)
 crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
@@ -26,7 +56,6 @@ train_pipeline = [
 test_pipeline = [
     dict(
         type='LoadImageFromFile',
-        to_float32=True,
         imdecode_backend='pillow',
         backend_args=backend_args),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True, backend='pillow'),
@@ -48,6 +77,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
+        metainfo=metainfo,
         data_prefix=dict(
             img_path='images/training', seg_map_path='annotations/training'),
         pipeline=train_pipeline,
@@ -61,6 +91,7 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
+        metainfo=metainfo,
         data_prefix=dict(
             img_path='images/validation',
             seg_map_path='annotations/validation'),

@@ -27,7 +27,6 @@ train_pipeline = [
 test_pipeline = [
     dict(
         type='LoadImageFromFile',
-        to_float32=True,
         imdecode_backend='pillow',
         backend_args=backend_args),
     dict(type='Resize', scale=(2048, 1024), keep_ratio=True, backend='pillow'),

@@ -4,6 +4,24 @@
 # with 0 after normalisation instead of raw value 128.
 _base_ = 'mmdet::_base_/datasets/coco_instance.py'
 
+# COCO's 80 classes in MMDetection's order; trained and converted checkpoints
+# record them as `meta.dataset_meta`, so inference shows the right names.
+coco_classes = ('person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
+                'train', 'truck', 'boat', 'traffic light', 'fire hydrant',
+                'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog',
+                'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra',
+                'giraffe', 'backpack', 'umbrella', 'handbag', 'tie',
+                'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball',
+                'kite', 'baseball bat', 'baseball glove', 'skateboard',
+                'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup',
+                'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple',
+                'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza',
+                'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed',
+                'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
+                'keyboard', 'cell phone', 'microwave', 'oven', 'toaster',
+                'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+                'teddy bear', 'hair drier', 'toothbrush')
+metainfo = dict(classes=coco_classes)
 image_size = (1024, 1024)
 backend_args = None
 train_pipeline = [
@@ -24,11 +42,11 @@ train_pipeline = [
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
     dict(type='PackDetInputs')
 ]
-# detectron2 decodes and resizes test images with PIL: use the pillow backends
+# detectron2 decodes and resizes test images with PIL, as uint8 (the pillow
+# resize accepts only uint8; the data preprocessor converts to float)
 test_pipeline = [
     dict(
         type='LoadImageFromFile',
-        to_float32=True,
         imdecode_backend='pillow',
         backend_args=backend_args),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
@@ -39,8 +57,10 @@ test_pipeline = [
                    'scale_factor'))
 ]
 train_dataloader = dict(
-    batch_size=2, num_workers=2, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+    batch_size=2,
+    num_workers=2,
+    dataset=dict(metainfo=metainfo, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(metainfo=metainfo, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 batch_augments = [
     dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)

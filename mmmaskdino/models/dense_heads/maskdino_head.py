@@ -89,7 +89,7 @@ class MaskDINOHead(BaseModule):
     def loss(self, x: Sequence[Tensor],
              batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Compute all Mask DINO losses (matching, auxiliary, interm, DN)."""
-        targets = self.get_targets(batch_data_samples)
+        targets = self.get_targets(batch_data_samples, x[0].device)
         mask_features, multi_scale_features = self.pixel_decoder(x)
         dn = self.predictor.denoising(targets, self.predictor.num_queries)
         outputs, dn_outputs = self.predictor(multi_scale_features,
@@ -97,16 +97,21 @@ class MaskDINOHead(BaseModule):
         dn_meta = None if dn is None else dn['dn_meta']
         return self.criterion(outputs, dn_outputs, dn_meta, targets)
 
-    def get_targets(self, batch_data_samples: SampleList) -> List[InstanceData]:
-        """Normalised targets of every image (see docs/architecture.md)."""
-        return [self._get_targets_single(s) for s in batch_data_samples]
+    def get_targets(self, batch_data_samples: SampleList,
+                    device: torch.device) -> List[InstanceData]:
+        """Normalised targets of every image (see docs/architecture.md),
+        built on ``device`` (the device of the input features)."""
+        return [self._get_targets_single(s, device) for s in batch_data_samples]
 
-    def _get_targets_single(self, data_sample) -> InstanceData:
-        """Targets of one image.
+    def _get_targets_single(self, data_sample,
+                            device: torch.device) -> InstanceData:
+        """Targets of one image, on ``device``.
 
         Things come from ``gt_instances``; stuff classes present in
         ``gt_sem_seg`` (panoptic and semantic data) become one target each,
         with a box around the mask (x_last + 1, as detectron2's BitMasks).
+        Images without boxes (semantic data, no objects) are normal: their
+        empty tensors are created on ``device`` too.
 
         Returns:
             InstanceData: ``labels (n,)``, ``bboxes (n, 4)`` normalised cxcywh
@@ -115,13 +120,13 @@ class MaskDINOHead(BaseModule):
         """
         pad_h, pad_w = data_sample.metainfo['batch_input_shape']
         gt = data_sample.gt_instances
-        device = gt.bboxes.device if 'bboxes' in gt else torch.device('cpu')
-        labels = gt.labels if 'labels' in gt else torch.zeros(
+        labels = gt.labels.to(device) if 'labels' in gt else torch.zeros(
             0, dtype=torch.long, device=device)
         boxes = gt.bboxes if 'bboxes' in gt else torch.zeros(0, 4,
                                                              device=device)
         if hasattr(boxes, 'tensor'):
             boxes = boxes.tensor
+        boxes = boxes.to(device)
         self._check_labels(labels, data_sample)
         has_masks = 'masks' in gt or 'gt_sem_seg' in data_sample
         masks = None
@@ -131,11 +136,10 @@ class MaskDINOHead(BaseModule):
                          0, pad_h, pad_w, dtype=torch.bool, device=device))
         if 'gt_sem_seg' in data_sample and self.num_stuff_classes > 0:
             stuff_labels, stuff_masks = self._stuff_targets(
-                data_sample.gt_sem_seg.sem_seg, pad_h, pad_w)
-            labels = torch.cat([labels, stuff_labels.to(labels.device)])
-            masks = torch.cat([masks, stuff_masks.to(masks.device)])
-            boxes = torch.cat(
-                [boxes, mask2bbox(stuff_masks).to(boxes)])
+                data_sample.gt_sem_seg.sem_seg.to(device), pad_h, pad_w)
+            labels = torch.cat([labels, stuff_labels])
+            masks = torch.cat([masks, stuff_masks])
+            boxes = torch.cat([boxes, mask2bbox(stuff_masks).to(boxes)])
         factor = boxes.new_tensor([pad_w, pad_h, pad_w, pad_h])
         targets = InstanceData(
             labels=labels.long(),

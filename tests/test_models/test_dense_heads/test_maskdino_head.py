@@ -50,7 +50,7 @@ def test_targets_are_normalised_to_the_padded_input(instance_model):
     mask = _rect_mask((48, 56), 8, 4, 24, 20)
     sample = make_data_sample(
         np.array([3]), mask, img_shape=(48, 56), batch_input_shape=(64, 64))
-    target = instance_model.panoptic_head.get_targets([sample])[0]
+    target = instance_model.panoptic_head.get_targets([sample], torch.device('cpu'))[0]
     assert target.labels.tolist() == [3]
     torch.testing.assert_close(target.bboxes,
                                torch.tensor([[0.25, 0.1875, 0.25, 0.25]]))
@@ -68,7 +68,7 @@ def test_box_only_targets_have_no_masks(instance_model):
         np.array([1, 2]),
         None,
         boxes=np.array([[0, 0, 32, 16], [16, 16, 48, 64]], dtype=np.float32))
-    target = instance_model.panoptic_head.get_targets([sample])[0]
+    target = instance_model.panoptic_head.get_targets([sample], torch.device('cpu'))[0]
     assert 'masks' not in target
     torch.testing.assert_close(
         target.bboxes,
@@ -86,7 +86,7 @@ def test_stuff_targets_from_sem_seg(panoptic_model):
     sem[:2] = IGNORE_INDEX
     sem[thing[0] > 0] = 0
     sample = make_data_sample(np.array([0]), thing, sem_seg=sem)
-    target = panoptic_model.panoptic_head.get_targets([sample])[0]
+    target = panoptic_model.panoptic_head.get_targets([sample], torch.device('cpu'))[0]
     assert target.labels.tolist() == [0, sky, water]
     assert target.masks.shape == (3, IMG_SIZE, IMG_SIZE)
     assert target.masks.sum((1, 2)).tolist() == [100, 30 * 64, 32 * 64 - 100]
@@ -106,7 +106,7 @@ def test_loss_keys_finite_with_an_empty_image(task):
     model = build_tiny_model(task).train()
     samples = batch_for(model, num_objects=(2, 2))
     samples[0] = empty_sample(with_sem_seg=model_classes(model)[1] > 0)
-    targets = model.panoptic_head.get_targets(samples)
+    targets = model.panoptic_head.get_targets(samples, torch.device('cpu'))
     assert len(targets[0]) == 0 and len(targets[1]) > 0
     losses = head_loss(model, samples)
     assert set(losses) == expected_loss_keys(model)
@@ -177,3 +177,59 @@ def test_label_out_of_range_raises_clear_error(instance_model):
     samples[1].gt_instances.labels[0] = 5
     with pytest.raises(ValueError, match=r'5.*num_classes=5'):
         head_loss(instance_model, samples)
+
+
+# ----------------------------------------------------------------- devices
+FACTORIES = (torch.zeros, torch.ones, torch.empty, torch.full, torch.arange,
+             torch.tensor, torch.as_tensor, torch.eye, torch.linspace,
+             torch.rand, torch.randn, torch.randint, torch.randperm)
+
+
+class FactoriesWithoutDevice(torch.overrides.TorchFunctionMode):
+    """Records every tensor factory called without an explicit ``device``:
+    such a tensor lands on the CPU whatever the inputs' device is."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in FACTORIES and kwargs.get('device') is None:
+            self.calls.append(func.__name__)
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize('task', ['instance', 'panoptic', 'semantic', 'det'])
+def test_targets_and_loss_create_no_tensor_on_a_fixed_device(task):
+    """Targets (also of images without boxes: every semantic sample) and the
+    whole loss create tensors only with ``device=`` taken from the inputs,
+    so a CUDA batch never meets CPU targets."""
+    model = build_tiny_model(task).train()
+    samples = batch_for(model, num_objects=(0, 2))
+    feats = model.extract_feat(render_images(samples))
+    with FactoriesWithoutDevice() as mode:
+        targets = model.panoptic_head.get_targets(samples, feats[0].device)
+        losses = model.panoptic_head.loss(feats, samples)
+    assert mode.calls == []
+    assert all_finite(losses)
+    assert len(targets) == 2
+
+
+def test_targets_follow_the_requested_device(instance_model, monkeypatch):
+    """Targets are built on the device passed in (here ``meta``), also for
+    an image without boxes (semantic data, no objects), where the device
+    cannot be taken from the boxes. (The label range check reads values,
+    which meta tensors do not have: it is switched off here.)"""
+    monkeypatch.setattr(instance_model.panoptic_head, '_check_labels',
+                        lambda *args: None)
+    sample = empty_sample()
+    gt = sample.gt_instances
+    sample.gt_instances = type(gt)(labels=gt.labels.to('meta'),
+                                   masks=gt.masks)
+    (target, ) = instance_model.panoptic_head.get_targets(
+        [sample], torch.device('meta'))
+    assert target.labels.device.type == 'meta'
+    assert target.bboxes.device.type == 'meta'
+    assert target.masks.device.type == 'meta'
+    assert target.bboxes.shape == (0, 4)
