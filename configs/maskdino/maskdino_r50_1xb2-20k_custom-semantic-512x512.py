@@ -24,16 +24,17 @@ load_labels = dict(
     with_seg=True,
     reduce_zero_label=False)
 train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=None),
+    dict(type='LoadImageFromFile', imdecode_backend='pillow', backend_args=None),
     load_labels,
     dict(
         type='RandomChoiceResize',
         scales=[int(512 * x * 0.1) for x in range(5, 21)],
-        resize_type='ResizeShortestEdge',
+        resize_type='PillowResizeShortestEdge',
         max_size=2048),
     dict(type='RandomCrop', crop_size=crop_size, crop_type='absolute'),
-    dict(type='PhotoMetricDistortion'),
+    dict(type='ColorAugSSD'),
     dict(type='RandomFlip', prob=0.5),
+    dict(type='Pad', size=crop_size, pad_val=dict(img=128, seg=255)),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [

@@ -48,4 +48,6 @@ test_evaluator = val_evaluator
 max_iters = 20000
 param_scheduler = dict(end=max_iters, milestones=[int(max_iters * 0.9)])
 train_cfg = dict(max_iters=max_iters, val_interval=2000)
-default_hooks = dict(checkpoint=dict(interval=2000, save_best='auto'))
+default_hooks = dict(
+    checkpoint=dict(
+        interval=2000, save_best='coco_panoptic/PQ', rule='greater'))

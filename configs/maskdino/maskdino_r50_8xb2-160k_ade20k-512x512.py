@@ -5,4 +5,3 @@ _base_ = [
     '../_base_/datasets/ade20k_semantic_512.py',
     '../_base_/schedules/maskdino_steplr.py', '../_base_/default_runtime.py'
 ]
-model = dict(data_preprocessor=dict(batch_augments={{_base_.batch_augments}}))

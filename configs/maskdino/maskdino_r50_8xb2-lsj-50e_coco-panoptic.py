@@ -6,7 +6,6 @@ _base_ = [
     '../_base_/schedules/maskdino_lsj_50e.py', '../_base_/default_runtime.py'
 ]
 model = dict(
-    data_preprocessor=dict(batch_augments={{_base_.batch_augments}}),
     panoptic_head=dict(
         num_things_classes=80,
         num_stuff_classes=53,

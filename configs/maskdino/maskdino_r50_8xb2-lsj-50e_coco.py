@@ -6,4 +6,3 @@ _base_ = [
     '../_base_/datasets/coco_instance_lsj.py',
     '../_base_/schedules/maskdino_lsj_50e.py', '../_base_/default_runtime.py'
 ]
-model = dict(data_preprocessor=dict(batch_augments={{_base_.batch_augments}}))

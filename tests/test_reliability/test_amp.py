@@ -41,9 +41,10 @@ def test_enable_amp_picks_the_wrapper_of_the_device(monkeypatch):
 
 
 def test_autocast_keeps_deformable_attention_and_matching_fp32():
-    """Under the CPU AMP wrapper the backbone runs in bfloat16 while the
-    pixel decoder, the transformer decoder and every cost fed to the
-    Hungarian matcher stay float32; the losses are finite."""
+    """Under the CPU AMP wrapper the backbone and the prediction heads run
+    in bfloat16 while the pixel decoder (deformable attention), the decoder
+    layers and every cost fed to the Hungarian matcher stay float32, as
+    officially; the losses are finite."""
     model = build_tiny_model('instance').train()
     samples = instance_batch(5, num_objects=(3, 2))
     images = render_images(samples)
@@ -67,6 +68,8 @@ def test_autocast_keeps_deformable_attention_and_matching_fp32():
     model.backbone.register_forward_hook(record('backbone'))
     head.pixel_decoder.register_forward_hook(record('pixel_decoder'))
     head.predictor.register_forward_hook(record('predictor'))
+    for i, layer in enumerate(head.predictor.decoder.layers):
+        layer.register_forward_hook(record(f'decoder_layer{i}'))
     assigner = head.criterion.assigner
     assign = assigner.assign
     cost_dtypes = set()
@@ -83,7 +86,9 @@ def test_autocast_keeps_deformable_attention_and_matching_fp32():
         losses = model.loss(images, samples)
     assert dtypes['backbone'] == {torch.bfloat16}
     assert dtypes['pixel_decoder'] == {torch.float32}
-    assert dtypes['predictor'] == {torch.float32}
+    assert torch.bfloat16 in dtypes['predictor']  # class / mask heads
+    layers = [v for k, v in dtypes.items() if k.startswith('decoder_layer')]
+    assert layers and all(v == {torch.float32} for v in layers)
     assert cost_dtypes == {torch.float32}
     assert all(bool(torch.isfinite(v).all()) for v in losses.values())
 

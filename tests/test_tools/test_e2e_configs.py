@@ -122,6 +122,10 @@ def test_config_trains_and_tests_end_to_end(config, tmp_path, bundled_root,
     assert keys <= set(val)
     assert all(0 <= val[k] <= 100 for k in keys)
 
+    print(f'E2E {config.stem}: dataset '
+          f'{Config.fromfile(tiny).train_dataloader.dataset.type}, loss '
+          f'after {TRAIN_ITERS} iterations {losses[-1]["loss"]:.4f}, '
+          + ', '.join(f'{k}={val[k]}' for k in sorted(keys)))
     checkpoint = work_dir / f'iter_{TRAIN_ITERS}.pth'
     out = tmp_path / 'results.pkl'
     test_dir = tmp_path / 'test'

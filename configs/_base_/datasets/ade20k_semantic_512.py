@@ -1,6 +1,8 @@
-# ADE20K semantic segmentation (150 classes), the official Mask DINO recipe:
-# short side in 256..1024 (x0.1 steps of 512), 512x512 crops, photometric
-# distortion, flip, padding to 512 (label 255); test at short side 512.
+# ADE20K semantic segmentation (150 classes), the official Mask DINO recipe
+# (MaskFormerSemanticDatasetMapper): short side in 256..1024 (x0.1 steps of
+# 512; Pillow bilinear for the image, nearest floor(i * in / out) for the
+# labels), 512x512 crops, ColorAugSSD, flip, padding to 512 (image 128,
+# label 255); test at short side 512.
 dataset_type = 'ADE20KSegDataset'
 data_root = 'data/ADEChallengeData2016/'
 backend_args = None
@@ -36,7 +38,10 @@ ade20k_classes = ('wall', 'building', 'sky', 'floor', 'tree', 'ceiling',
 metainfo = dict(classes=ade20k_classes)
 crop_size = (512, 512)
 train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(
+        type='LoadImageFromFile',
+        imdecode_backend='pillow',
+        backend_args=backend_args),
     dict(
         type='LoadAnnotations',
         with_bbox=False,
@@ -46,11 +51,12 @@ train_pipeline = [
     dict(
         type='RandomChoiceResize',
         scales=[int(512 * x * 0.1) for x in range(5, 21)],
-        resize_type='ResizeShortestEdge',
+        resize_type='PillowResizeShortestEdge',
         max_size=2048),
     dict(type='RandomCrop', crop_size=crop_size, crop_type='absolute'),
-    dict(type='PhotoMetricDistortion'),
+    dict(type='ColorAugSSD'),
     dict(type='RandomFlip', prob=0.5),
+    dict(type='Pad', size=crop_size, pad_val=dict(img=128, seg=255)),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
@@ -101,7 +107,3 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(type='SemSegMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
-batch_augments = [
-    dict(type='BatchFixedSizePad', size=crop_size, pad_seg=True,
-         seg_pad_value=255)
-]

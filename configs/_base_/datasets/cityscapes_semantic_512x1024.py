@@ -1,9 +1,11 @@
 # Cityscapes semantic segmentation (19 train ids), the official Mask DINO
-# recipe: short side 512..2048, 512x1024 crops, test at short side 1024.
+# recipe (MaskFormerSemanticDatasetMapper, as for ADE20K but without padding
+# in the mapper: SIZE_DIVISIBILITY -1): short side 512..2048, 512x1024 crops,
+# ColorAugSSD, flip; test at short side 1024.
 dataset_type = 'BaseSegDataset'
 data_root = 'data/cityscapes/'
 backend_args = None
-crop_size = (512, 1024)
+crop_size = (512, 1024)  # (h, w); mmdet's RandomCrop takes (w, h)
 metainfo = dict(
     classes=('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
              'traffic light', 'traffic sign', 'vegetation', 'terrain', 'sky',
@@ -12,15 +14,18 @@ metainfo = dict(
 seg_load = dict(
     type='LoadAnnotations', with_bbox=False, with_mask=False, with_seg=True)
 train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(
+        type='LoadImageFromFile',
+        imdecode_backend='pillow',
+        backend_args=backend_args),
     seg_load,
     dict(
         type='RandomChoiceResize',
         scales=[int(1024 * x * 0.1) for x in range(5, 21)],
-        resize_type='ResizeShortestEdge',
+        resize_type='PillowResizeShortestEdge',
         max_size=4096),
-    dict(type='RandomCrop', crop_size=crop_size, crop_type='absolute'),
-    dict(type='PhotoMetricDistortion'),
+    dict(type='RandomCrop', crop_size=crop_size[::-1], crop_type='absolute'),
+    dict(type='ColorAugSSD'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]

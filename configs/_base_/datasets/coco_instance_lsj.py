@@ -1,7 +1,9 @@
 # COCO instance segmentation with large-scale jittering (LSJ) at 1024x1024,
-# the official Mask DINO recipe expressed with mmdet transforms. Differences to
-# detectron2's ResizeScale + FixedSizeCrop (training only): images are padded
-# with 0 after normalisation instead of raw value 128.
+# the official recipe (COCOInstanceNewBaselineDatasetMapper): uint8 images
+# decoded and resized with Pillow, flip, ResizeScale(0.1, 2.0), FixedSizeCrop
+# (one offset draw for both axes), padding with 128; polygon targets. Checked
+# against the official mapper's outputs in
+# tests/test_datasets/test_official_pipelines.py.
 _base_ = 'mmdet::_base_/datasets/coco_instance.py'
 
 # COCO's 80 classes in MMDetection's order; trained and converted checkpoints
@@ -25,21 +27,32 @@ metainfo = dict(classes=coco_classes)
 image_size = (1024, 1024)
 backend_args = None
 train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='LoadImageFromFile',
+        imdecode_backend='pillow',
+        backend_args=backend_args),
+    # polygons stay polygons through flip, resize and crop; they are
+    # rasterised at the final 1024x1024 size and boxed by their extremes
+    dict(
+        type='LoadAnnotations', with_bbox=True, with_mask=True,
+        poly2mask=False),
     dict(type='RandomFlip', prob=0.5),
     dict(
-        type='RandomResize',
-        scale=image_size,
-        ratio_range=(0.1, 2.0),
-        keep_ratio=True),
+        type='ResizeScale',
+        min_scale=0.1,
+        max_scale=2.0,
+        target_size=image_size),
     dict(
-        type='RandomCrop',
+        type='FixedSizeCrop',
         crop_size=image_size,
-        crop_type='absolute',
         recompute_bbox=True,
         allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
+    dict(type='Pad', size=image_size, pad_val=dict(img=128, seg=255)),
+    # detectron2's filter_empty_instances: boxes thinner than 1e-5 go;
+    # objects whose polygons cover no pixel stay (empty masks)
+    dict(
+        type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5),
+        keep_empty=False),
     dict(type='PackDetInputs')
 ]
 # detectron2 decodes and resizes test images with PIL, as uint8 (the pillow
@@ -62,6 +75,3 @@ train_dataloader = dict(
     dataset=dict(metainfo=metainfo, pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(metainfo=metainfo, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-batch_augments = [
-    dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)
-]

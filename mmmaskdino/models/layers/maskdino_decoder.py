@@ -162,19 +162,19 @@ class MaskDINODecoder(BaseModule):
             tuple[dict, dict | None]: ``outputs`` (final prediction set + ``aux_outputs`` +
             ``interm_outputs``) and ``dn_outputs`` (same for the first P queries) or None.
         """
-        # The official decoder runs in fp32 even under mixed precision.
-        with torch.autocast(device_type=mask_features.device.type, enabled=False):
-            mask_features = mask_features.float()
-            memory = self.build_memory([f.float() for f in multi_scale_features])
-            selection = self.select_queries(memory['memory'],
-                                            memory['spatial_shapes'],
-                                            mask_features)
-            query, refpoint_logits, attn_mask = self.add_denoising_queries(
-                selection['query'], selection['refpoint_logits'], dn)
-            predictions = self.forward_decoder(query, refpoint_logits, memory,
-                                               mask_features, attn_mask)
-            return self.format_outputs(predictions,
-                                       selection['interm_outputs'], dn)
+        # Under mixed precision only the decoder layers run in fp32, as
+        # officially (MaskDINOTransformerDecoder.forward); query selection and
+        # the prediction heads run under autocast.
+        memory = self.build_memory(multi_scale_features)
+        selection = self.select_queries(memory['memory'],
+                                        memory['spatial_shapes'],
+                                        mask_features)
+        query, refpoint_logits, attn_mask = self.add_denoising_queries(
+            selection['query'], selection['refpoint_logits'], dn)
+        predictions = self.forward_decoder(query, refpoint_logits, memory,
+                                           mask_features, attn_mask)
+        return self.format_outputs(predictions, selection['interm_outputs'],
+                                   dn)
 
     def build_memory(self, multi_scale_features: Sequence[Tensor]) -> dict:
         """Flatten the features into the decoder memory, levels in **reverse** encoder order.

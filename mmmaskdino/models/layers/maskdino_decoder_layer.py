@@ -22,7 +22,8 @@ class MaskDINOTransformerDecoder(DinoTransformerDecoder):
       only for 256-d models), so ``ref_point_head`` is ``MLP(2 * embed_dims, embed_dims, embed_dims, 2)``
       for every hidden size.
 
-    No padding mask is used and the valid ratios are all 1 (reference §10.1).
+    No padding mask is used and the valid ratios are all 1 (reference §10.1). Under mixed
+    precision the layers run in fp32, the rest under autocast, as officially.
     """
 
     def forward(self,
@@ -61,17 +62,22 @@ class MaskDINOTransformerDecoder(DinoTransformerDecoder):
                 reference_points_input[:, :, 0, :],
                 num_feats=self.embed_dims // 2)
             query_pos = self.ref_point_head(query_sine_embed)
-            query = layer(
-                query,
-                query_pos=query_pos,
-                value=value,
-                key_padding_mask=None,
-                self_attn_mask=self_attn_mask,
-                spatial_shapes=spatial_shapes,
-                level_start_index=level_start_index,
-                valid_ratios=valid_ratios,
-                reference_points=reference_points_input,
-                **kwargs)
+            # The layers run in fp32 under mixed precision (official:
+            # dino_decoder.py, DeformableTransformerDecoderLayer.forward is
+            # decorated with autocast(enabled=False); its half-precision
+            # inputs meet fp32 ones there and are promoted, as here).
+            with torch.autocast(device_type=query.device.type, enabled=False):
+                query = layer(
+                    query.float(),
+                    query_pos=query_pos.float(),
+                    value=value.float(),
+                    key_padding_mask=None,
+                    self_attn_mask=self_attn_mask,
+                    spatial_shapes=spatial_shapes,
+                    level_start_index=level_start_index,
+                    valid_ratios=valid_ratios,
+                    reference_points=reference_points_input.float(),
+                    **kwargs)
             # The refinement reads the raw layer output; the heads read ``norm(query)``.
             new_reference_points = (reg_branch(query) +
                                     inverse_sigmoid(reference_points)).sigmoid()

@@ -350,16 +350,31 @@ def test_training_without_dn_keeps_label_enc_in_graph():
     assert decoder.class_embed.weight.grad.abs().sum() > 0
 
 
-def test_fp32_under_autocast():
+def test_only_the_decoder_layers_run_in_fp32_under_autocast():
+    """As officially (``DeformableTransformerDecoderLayer.forward`` under
+    ``autocast(enabled=False)``): the layers take and give fp32 tensors, the
+    query selection and prediction heads run in the autocast dtype."""
     decoder = _tiny_decoder().eval()
     feats, mask_features = _tiny_inputs()
+    layer_dtypes = []
+    hooks = [
+        layer.register_forward_hook(
+            lambda m, args, kwargs, out: layer_dtypes.append(
+                (args[0].dtype, kwargs['value'].dtype, out.dtype)),
+            with_kwargs=True) for layer in decoder.decoder.layers
+    ]
     with torch.no_grad():
         reference, _ = decoder(feats, mask_features)
+        layer_dtypes.clear()
         with torch.autocast('cpu', dtype=torch.bfloat16):
             outputs, _ = decoder(feats, mask_features)
-            half_inputs, _ = decoder([f.bfloat16() for f in feats],
-                                     mask_features.bfloat16())
+    for hook in hooks:
+        hook.remove()
+    assert layer_dtypes == [(torch.float32, ) * 3] * len(
+        decoder.decoder.layers)
+    assert outputs['pred_logits'].dtype == torch.bfloat16
+    # bf16 logits may rank the encoder tokens differently in the top-k
+    # query selection, so the outputs are compared by shape, not value
     for key in ('pred_logits', 'pred_boxes', 'pred_masks'):
-        assert outputs[key].dtype == torch.float32
-        assert half_inputs[key].dtype == torch.float32
-        torch.testing.assert_close(outputs[key], reference[key], rtol=0, atol=0)
+        assert outputs[key].shape == reference[key].shape
+        assert torch.isfinite(outputs[key].float()).all()
