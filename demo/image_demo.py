@@ -3,7 +3,7 @@
 
     python demo/image_demo.py demo.jpg configs/maskdino/CONFIG.py \
         --weights CKPT.pth --task instance --pred-score-thr 0.3 --device cpu
-    python demo/image_demo.py images/ maskdino_r50_8xb2-lsj-50e_coco
+    python demo/image_demo.py images/ maskdino_r50_4xb4-lsj-50e_coco
 
 MODEL is a config file or a model name from configs/maskdino/metafile.yml
 (its weights are then downloaded unless --weights is given). Drawn images are

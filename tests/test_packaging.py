@@ -37,7 +37,7 @@ def test_wheel_contains_mim_extension(tmp_path):
     mim = 'mmmaskdino/.mim/'
     expected = [
         'model-index.yml', 'configs/maskdino/metafile.yml',
-        'configs/maskdino/maskdino_r50_8xb2-lsj-50e_coco.py',
+        'configs/maskdino/maskdino_r50_4xb4-lsj-50e_coco.py',
         'configs/_base_/default_runtime.py', 'tools/train.py',
         'tools/test.py', 'tools/dist_train.sh', 'demo/image_demo.py'
     ]

@@ -3,7 +3,7 @@
 # semantic segmentation dataset: images plus label PNGs whose pixel values are
 # class indices 0..len(classes)-1 (255 = ignore). 1 GPU x 2 crops, 20k
 # iterations. Edit `classes` and the paths. See docs/tutorial_custom_dataset.md.
-_base_ = './maskdino_r50_8xb2-160k_ade20k-512x512.py'
+_base_ = './maskdino_r50_4xb4-160k_ade20k-512x512.py'
 
 classes = ('road', 'building', 'vegetation')
 data_root = 'data/custom/'

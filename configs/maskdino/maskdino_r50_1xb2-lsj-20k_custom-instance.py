@@ -5,7 +5,7 @@
 # depends on the classes (class head, denoising label embedding, dataset
 # metainfo, evaluation) follows from `classes`. See
 # docs/tutorial_custom_dataset.md.
-_base_ = './maskdino_r50_8xb2-lsj-50e_coco.py'
+_base_ = './maskdino_r50_4xb4-lsj-50e_coco.py'
 
 classes = ('cat', 'dog')  # in the order of the json's category ids
 data_root = 'data/custom/'

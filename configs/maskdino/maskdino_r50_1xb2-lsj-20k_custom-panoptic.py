@@ -4,7 +4,7 @@
 # Edit `thing_classes`, `stuff_classes` and the paths; the class counts, the
 # dataset metainfo and the evaluators follow from them. See
 # docs/tutorial_custom_dataset.md.
-_base_ = './maskdino_r50_8xb2-lsj-50e_coco-panoptic.py'
+_base_ = './maskdino_r50_4xb4-lsj-50e_coco-panoptic.py'
 
 thing_classes = ('cat', 'dog')  # countable objects
 stuff_classes = ('grass', 'sky')  # amorphous regions

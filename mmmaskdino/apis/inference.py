@@ -116,7 +116,7 @@ def init_maskdino(model: Union[str, Config],
 
     Args:
         model: a model name from ``configs/maskdino/metafile.yml`` (e.g.
-            ``'maskdino_r50_8xb2-lsj-50e_coco'``), a config path or a
+            ``'maskdino_r50_4xb4-lsj-50e_coco'``), a config path or a
             :class:`~mmengine.config.Config`.
         weights: checkpoint path or URL. Defaults to the metafile's weights
             for a model name; a config without weights gives a randomly

@@ -92,7 +92,7 @@ def test_metafile_names_resolve():
     models = list_models()
     assert len(models) == 8
     assert all(Path(m['config']).is_file() for m in models.values())
-    info = get_model_info('maskdino_r50_8xb2-lsj-50e_coco')
+    info = get_model_info('maskdino_r50_4xb4-lsj-50e_coco')
     assert Path(info['config']).is_file()
     assert info['weights'].endswith('mask46.3ap_box51.7ap.pth')
     assert {r['Metrics'].get('box AP') for r in info['results']} >= {51.7}
@@ -103,7 +103,7 @@ def test_metafile_names_resolve():
 def test_init_maskdino_by_name_takes_classes_from_config(tmp_path):
     """A checkpoint without dataset_meta (like the official ones) gets the
     config's COCO panoptic class names, not DetInferencer's 80 defaults."""
-    name = 'maskdino_r50_8xb2-lsj-50e_coco-panoptic'
+    name = 'maskdino_r50_4xb4-lsj-50e_coco-panoptic'
     cfg = Config.fromfile(get_model_info(name)['config'])
     cfg.model.backbone.init_cfg = None
     ckpt = tmp_path / 'no_meta.pth'

@@ -37,10 +37,10 @@ pytestmark = pytest.mark.skipif(
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = dict(
-    instance='configs/maskdino/maskdino_r50_8xb2-lsj-50e_coco.py',
-    panoptic='configs/maskdino/maskdino_r50_8xb2-lsj-50e_coco-panoptic.py',
-    semantic='configs/maskdino/maskdino_r50_8xb2-160k_ade20k-512x512.py',
-    boxes='configs/maskdino/maskdino_r50_8xb2-lsj-50e_coco-det.py')
+    instance='configs/maskdino/maskdino_r50_4xb4-lsj-50e_coco.py',
+    panoptic='configs/maskdino/maskdino_r50_4xb4-lsj-50e_coco-panoptic.py',
+    semantic='configs/maskdino/maskdino_r50_4xb4-160k_ade20k-512x512.py',
+    boxes='configs/maskdino/maskdino_r50_4xb4-lsj-50e_coco-det.py')
 DATA = dict(instance='coco', panoptic='coco', semantic='ade20k')
 ATOL = 1e-3
 BOX_ATOL = 1e-4

@@ -24,9 +24,9 @@ from mmmaskdino.utils.tool_utils import redirect_data_root
 from tests.test_tools.e2e_utils import write_tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
-COCO = REPO / 'configs/maskdino/maskdino_r50_8xb2-lsj-50e_coco.py'
-PANOPTIC = REPO / 'configs/maskdino/maskdino_r50_8xb2-lsj-50e_coco-panoptic.py'
-ADE20K = REPO / 'configs/maskdino/maskdino_r50_8xb2-160k_ade20k-512x512.py'
+COCO = REPO / 'configs/maskdino/maskdino_r50_4xb4-lsj-50e_coco.py'
+PANOPTIC = REPO / 'configs/maskdino/maskdino_r50_4xb4-lsj-50e_coco-panoptic.py'
+ADE20K = REPO / 'configs/maskdino/maskdino_r50_4xb4-160k_ade20k-512x512.py'
 CUSTOM = REPO / 'configs/maskdino/maskdino_r50_1xb2-lsj-20k_custom-instance.py'
 
 

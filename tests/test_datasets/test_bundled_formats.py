@@ -113,12 +113,12 @@ def test_ade20k_and_cityscapes_label_maps(bundled_root):
 
 
 @pytest.mark.parametrize('config, classes', [
-    ('maskdino_r50_8xb2-lsj-50e_coco.py', CocoDataset.METAINFO['classes']),
-    ('maskdino_r50_8xb2-lsj-50e_coco-panoptic.py',
+    ('maskdino_r50_4xb4-lsj-50e_coco.py', CocoDataset.METAINFO['classes']),
+    ('maskdino_r50_4xb4-lsj-50e_coco-panoptic.py',
      CocoPanopticDataset.METAINFO['classes']),
-    ('maskdino_r50_8xb2-160k_ade20k-512x512.py',
+    ('maskdino_r50_4xb4-160k_ade20k-512x512.py',
      ADE20KSegDataset.METAINFO['classes']),
-    ('maskdino_r50_8xb2-90k_cityscapes-512x1024.py', CITYSCAPES_CLASSES),
+    ('maskdino_r50_4xb4-90k_cityscapes-512x1024.py', CITYSCAPES_CLASSES),
 ])
 def test_configs_carry_the_dataset_classes(config, classes):
     """The full-size configs name their classes (what checkpoints record as

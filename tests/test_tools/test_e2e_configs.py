@@ -83,7 +83,7 @@ def scalars(work_dir: Path) -> list:
 
 
 def test_every_config_is_covered():
-    assert len(CONFIGS) == 17
+    assert len(CONFIGS) == 18  # 9 full-size, 4 custom templates, 5 shapes
     assert {data_format(c) for c in CONFIGS} == {
         'shapes', 'custom', 'ade20k', 'cityscapes', 'coco'}
 

@@ -20,10 +20,10 @@ URL_ROOT = ('https://github.com/IDEA-Research/detrex-storage/releases/'
             'download/maskdino-v0.1.0/')
 # metafile name -> (official checkpoint file, official results)
 RELEASED = {
-    'maskdino_r50_8xb2-lsj-50e_coco':
+    'maskdino_r50_4xb4-lsj-50e_coco':
     ('maskdino_r50_50ep_300q_hid2048_3sd1_instance_maskenhanced_'
      'mask46.3ap_box51.7ap.pth', {'mask AP': 46.3, 'box AP': 51.7}),
-    'maskdino-hid1024_r50_8xb2-lsj-50e_coco':
+    'maskdino-hid1024_r50_4xb4-lsj-50e_coco':
     ('maskdino_r50_50ep_300q_hid1024_3sd1_instance_maskenhanced_'
      'mask46.1ap_box51.5ap.pth', {'mask AP': 46.1, 'box AP': 51.5}),
     'maskdino_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco':
@@ -32,16 +32,16 @@ RELEASED = {
     'maskdino-nomaskenhance_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco':
     ('maskdino_swinl_50ep_300q_hid2048_3sd1_instance_mask52.1ap_box58.3ap.pth',
      {'mask AP': 52.1, 'box AP': 58.3}),
-    'maskdino_r50_8xb2-lsj-50e_coco-panoptic':
+    'maskdino_r50_4xb4-lsj-50e_coco-panoptic':
     ('maskdino_r50_50ep_300q_hid2048_3sd1_panoptic_pq53.0.pth',
      {'PQ': 53.0, 'mask AP': 48.8, 'box AP': 44.3, 'mIoU': 60.6}),
     'maskdino_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco-panoptic':
     ('maskdino_swinl_50ep_300q_hid2048_3sd1_panoptic_58.3pq.pth',
      {'PQ': 58.3, 'mask AP': 50.6, 'box AP': 56.2, 'mIoU': 67.5}),
-    'maskdino_r50_8xb2-160k_ade20k-512x512':
+    'maskdino_r50_4xb4-160k_ade20k-512x512':
     ('maskdino_r50_50ep_100q_celoss_hid1024_3s_semantic_ade20k_48.7miou.pth',
      {'mIoU': 48.7}),
-    'maskdino_r50_8xb2-90k_cityscapes-512x1024':
+    'maskdino_r50_4xb4-90k_cityscapes-512x1024':
     ('maskdino_r50_50ep_100q_celoss_hid1024_3s_semantic_cityscapes_'
      '79.8miou.pth', {'mIoU': 79.8}),
 }
@@ -126,7 +126,7 @@ def test_mim_download_resolves_every_released_model(monkeypatch, tmp_path):
         name: URL_ROOT + filename
         for name, (filename, _) in RELEASED.items()
     }
-    name = 'maskdino_r50_8xb2-lsj-50e_coco'
+    name = 'maskdino_r50_4xb4-lsj-50e_coco'
     dest = tmp_path / 'mim'
     files = download.download('mmmaskdino', [name], dest_root=str(dest))
     assert fetched == [URL_ROOT + RELEASED[name][0]]

@@ -123,7 +123,7 @@ print('CONFIG', get_model_info(sys.argv[1])['config'])
 
 def test_mim_download_resolves_url_and_config(site, tmp_path):
     """``mim download`` with the network call replaced by a recorder."""
-    name = 'maskdino_r50_8xb2-lsj-50e_coco-panoptic'
+    name = 'maskdino_r50_4xb4-lsj-50e_coco-panoptic'
     out = run(site, sys.executable, '-c', DOWNLOAD, name, str(tmp_path),
               cwd=tmp_path)
     lines = dict(

@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmmaskdino.utils.tool_utils import load_config, redirect_data_root
 from tests.conftest import REPO_ROOT
 
-PANOPTIC = REPO_ROOT / 'configs/maskdino/maskdino_r50_8xb2-lsj-50e_coco-panoptic.py'
+PANOPTIC = REPO_ROOT / 'configs/maskdino/maskdino_r50_4xb4-lsj-50e_coco-panoptic.py'
 
 
 def test_mmdet_package_configs_load():

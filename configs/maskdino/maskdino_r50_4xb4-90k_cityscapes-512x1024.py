@@ -14,3 +14,6 @@ model = dict(
 max_iters = 90000
 param_scheduler = dict(end=max_iters, milestones=[80000, 87000])
 train_cfg = dict(max_iters=max_iters)
+# The official R50 models were trained on 4 GPUs x 4 images (denoising
+# groups are formed per GPU batch): 4 x 4 = 16 images per iteration.
+train_dataloader = dict(batch_size=4)

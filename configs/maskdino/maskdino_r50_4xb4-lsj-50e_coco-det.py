@@ -1,6 +1,6 @@
 # Mask DINO R50 trained on boxes only (no mask annotations): the mask terms of
 # the loss are skipped for images without masks; box AP is evaluated.
-_base_ = './maskdino_r50_8xb2-lsj-50e_coco.py'
+_base_ = './maskdino_r50_4xb4-lsj-50e_coco.py'
 
 image_size = {{_base_.image_size}}
 train_pipeline = [

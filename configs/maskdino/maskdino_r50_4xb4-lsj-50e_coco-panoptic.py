@@ -24,3 +24,6 @@ val_evaluator = [
         backend_args=None)
 ]
 test_evaluator = val_evaluator
+# The official R50 models were trained on 4 GPUs x 4 images (denoising
+# groups are formed per GPU batch): 4 x 4 = 16 images per iteration.
+train_dataloader = dict(batch_size=4)
