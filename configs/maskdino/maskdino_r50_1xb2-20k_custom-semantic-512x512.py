@@ -69,3 +69,5 @@ max_iters = 20000
 param_scheduler = dict(end=max_iters, milestones=[int(max_iters * 0.9)])
 train_cfg = dict(max_iters=max_iters, val_interval=2000)
 default_hooks = dict(checkpoint=dict(interval=2000, save_best='auto'))
+# the lr (1e-4) is meant for this batch of 2 (1 GPU x 2 images)
+auto_scale_lr = dict(base_batch_size=2)

@@ -34,7 +34,7 @@ RELEASED = {
      {'mask AP': 52.1, 'box AP': 58.3}),
     'maskdino_r50_4xb4-lsj-50e_coco-panoptic':
     ('maskdino_r50_50ep_300q_hid2048_3sd1_panoptic_pq53.0.pth',
-     {'PQ': 53.0, 'mask AP': 48.8, 'box AP': 44.3, 'mIoU': 60.6}),
+     {'PQ': 53.0, 'mask AP': 44.3, 'box AP': 48.8, 'mIoU': 60.6}),
     'maskdino_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco-panoptic':
     ('maskdino_swinl_50ep_300q_hid2048_3sd1_panoptic_58.3pq.pth',
      {'PQ': 58.3, 'mask AP': 50.6, 'box AP': 56.2, 'mIoU': 67.5}),

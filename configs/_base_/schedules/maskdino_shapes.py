@@ -14,3 +14,5 @@ param_scheduler = dict(
     gamma=0.1)
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+# the learning rate above belongs to batch 4 (1 process x 4 images)
+auto_scale_lr = dict(base_batch_size=4)
