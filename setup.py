@@ -9,12 +9,22 @@ import os
 import os.path as osp
 import platform
 import shutil
+import subprocess
 import sys
 import warnings
 
 from setuptools import find_packages, setup
 
 MIM_ENTRIES = ['tools', 'configs', 'demo', 'model-index.yml']
+MMCV_HELP = (
+    'mmmaskdino needs mmcv>=2.0.0rc4,<2.2.0 with its compiled ops (mmcv-lite '
+    'is not enough), installed before mmmaskdino:\n'
+    '  pip install -U openmim && mim install "mmcv==2.1.0"   # prebuilt for '
+    'torch 2.1 + CUDA 11.8/12.1\n'
+    '  MMCV_WITH_OPS=1 pip install --no-build-isolation mmcv==2.1.0   # '
+    'builds it for any other torch\n'
+    'See README.md, "GPU install". (Set MMMASKDINO_SKIP_MMCV_CHECK=1 to build '
+    'a wheel without mmcv.)')
 
 
 def readme() -> str:
@@ -34,6 +44,28 @@ def parse_requirements(fname: str) -> list:
     with open(fname, encoding='utf-8') as f:
         lines = (line.split('#')[0].strip() for line in f)
         return [line for line in lines if line and not line.startswith('-')]
+
+
+def check_mmcv() -> None:
+    """Stop an install into an environment without mmcv, with instructions.
+
+    pip builds the package in an isolated environment, so the check runs
+    the target interpreter without pip's isolation variables.
+    """
+    if os.environ.get('MMMASKDINO_SKIP_MMCV_CHECK') == '1' or not any(
+            cmd in sys.argv for cmd in ('bdist_wheel', 'install', 'develop',
+                                        'editable_wheel')):
+        return
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ('PYTHONPATH', 'PYTHONNOUSERSITE', 'PYTHONHOME')
+    }
+    probe = subprocess.run([sys.executable, '-c', 'import mmcv.ops'],
+                           env=env,
+                           capture_output=True)
+    if probe.returncode != 0:
+        sys.exit(MMCV_HELP)
 
 
 def add_mim_extension() -> None:
@@ -70,6 +102,7 @@ def add_mim_extension() -> None:
 
 
 if __name__ == '__main__':
+    check_mmcv()
     add_mim_extension()
     setup(
         name='mmmaskdino',

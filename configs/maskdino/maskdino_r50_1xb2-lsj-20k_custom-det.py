@@ -6,25 +6,7 @@
 _base_ = './maskdino_r50_1xb2-lsj-20k_custom-instance.py'
 
 image_size = {{_base_.image_size}}
-train_pipeline = [
-    dict(
-        type='LoadImageFromFile', imdecode_backend='pillow',
-        backend_args=None),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
-    dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='ResizeScale',
-        min_scale=0.1,
-        max_scale=2.0,
-        target_size=image_size),
-    dict(
-        type='FixedSizeCrop', crop_size=image_size, allow_negative_crop=True),
-    dict(type='Pad', size=image_size, pad_val=dict(img=128, seg=255)),
-    dict(
-        type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2),
-        keep_empty=False),
-    dict(type='PackDetInputs')
-]
+train_pipeline = {{_base_.box_train_pipeline}}
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='Resize', scale=image_size, keep_ratio=True),

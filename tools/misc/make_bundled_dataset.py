@@ -21,6 +21,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 GENERATOR = (
     Path(__file__).resolve().parents[2] / 'mmmaskdino' / 'datasets' /
@@ -61,14 +62,20 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def is_up_to_date(out: Path, params: dict) -> bool:
-    """Whether ``out`` holds a complete dataset made with ``params``."""
+def stamp_of(out: Path, params: dict) -> Optional[dict]:
+    """The ``generation.json`` of ``out`` if it was made with ``params``."""
     stamp = out / 'generation.json'
     if not stamp.is_file():
-        return False
+        return None
     with open(stamp) as f:
         meta = json.load(f)
-    if {k: meta.get(k) for k in params} != params:
+    return meta if {k: meta.get(k) for k in params} == params else None
+
+
+def is_up_to_date(out: Path, params: dict) -> bool:
+    """Whether ``out`` holds a complete dataset made with ``params``."""
+    meta = stamp_of(out, params)
+    if meta is None:
         return False
     for split in ('train', 'val'):
         num = meta['summary'][split]['images']
@@ -85,12 +92,8 @@ def is_up_to_date(out: Path, params: dict) -> bool:
 
 def formats_up_to_date(out: Path, params: dict) -> bool:
     """Whether ``out`` holds the real-format copies made with ``params``."""
-    stamp = out / 'generation.json'
-    if not stamp.is_file():
-        return False
-    with open(stamp) as f:
-        meta = json.load(f)
-    return {k: meta.get(k) for k in params} == params and all(
+    meta = stamp_of(out, params)
+    return meta is not None and all(
         (out / name).is_file() for name in meta['files'])
 
 

@@ -4,38 +4,13 @@
 # (one offset draw for both axes), padding with 128; polygon targets. Checked
 # against the official mapper's outputs in
 # tests/test_datasets/test_official_pipelines.py.
-_base_ = 'mmdet::_base_/datasets/coco_instance.py'
+_base_ = ['mmdet::_base_/datasets/coco_instance.py', './coco_metainfo.py']
 
-# COCO's 80 classes in MMDetection's order; trained and converted checkpoints
-# record them as `meta.dataset_meta`, so inference shows the right names.
-coco_classes = ('person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
-                'train', 'truck', 'boat', 'traffic light', 'fire hydrant',
-                'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog',
-                'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra',
-                'giraffe', 'backpack', 'umbrella', 'handbag', 'tie',
-                'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball',
-                'kite', 'baseball bat', 'baseball glove', 'skateboard',
-                'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup',
-                'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple',
-                'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza',
-                'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed',
-                'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
-                'keyboard', 'cell phone', 'microwave', 'oven', 'toaster',
-                'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-                'teddy bear', 'hair drier', 'toothbrush')
-metainfo = dict(classes=coco_classes)
+# class names (recorded by checkpoints as `meta.dataset_meta`)
+metainfo = {{_base_.coco_instance_metainfo}}
 image_size = (1024, 1024)
 backend_args = None
-train_pipeline = [
-    dict(
-        type='LoadImageFromFile',
-        imdecode_backend='pillow',
-        backend_args=backend_args),
-    # polygons stay polygons through flip, resize and crop; they are
-    # rasterised at the final 1024x1024 size and boxed by their extremes
-    dict(
-        type='LoadAnnotations', with_bbox=True, with_mask=True,
-        poly2mask=False),
+lsj_augmentation = [
     dict(type='RandomFlip', prob=0.5),
     dict(
         type='ResizeScale',
@@ -48,10 +23,32 @@ train_pipeline = [
         recompute_bbox=True,
         allow_negative_crop=True),
     dict(type='Pad', size=image_size, pad_val=dict(img=128, seg=255)),
+]
+load_image = dict(
+    type='LoadImageFromFile', imdecode_backend='pillow',
+    backend_args=backend_args)
+train_pipeline = [
+    load_image,
+    # polygons stay polygons through flip, resize and crop; they are
+    # rasterised at the final 1024x1024 size and boxed by their extremes
+    dict(
+        type='LoadAnnotations', with_bbox=True, with_mask=True,
+        poly2mask=False),
+    *lsj_augmentation,
     # detectron2's filter_empty_instances: boxes thinner than 1e-5 go;
     # objects whose polygons cover no pixel stay (empty masks)
     dict(
         type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5),
+        keep_empty=False),
+    dict(type='PackDetInputs')
+]
+# boxes-only training (the *_coco-det and *_custom-det configs)
+box_train_pipeline = [
+    load_image,
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
+    *lsj_augmentation,
+    dict(
+        type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2),
         keep_empty=False),
     dict(type='PackDetInputs')
 ]
