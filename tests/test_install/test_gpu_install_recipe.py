@@ -69,3 +69,20 @@ def test_gpu_install_recipe_in_a_fresh_venv(tmp_path, shapes_root):
     assert 'maskdino_r18-tiny_1xb4-2k_shapes' in proc.stdout  # mim search
     assert list((tmp_path / 'work').glob('iter_1.pth'))
     assert re.search(r'Iter\(train\) \[1/1\].*loss: [\d.]+', output)
+
+
+def test_install_without_mmcv_stops_with_instructions(tmp_path):
+    """``pip install .`` into an environment without mmcv fails at once with
+    the way to get mmcv, not with ``No module named mmcv`` at first use."""
+    venv = tmp_path / 'bare'
+    subprocess.run([str(Path(sys.executable).resolve()), '-m', 'venv',
+                    str(venv)], check=True)
+    proc = subprocess.run(
+        [str(venv / 'bin/python'), '-m', 'pip', 'install', '--no-deps',
+         '--no-cache-dir', str(REPO_ROOT)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert 'mmmaskdino needs mmcv>=2.0.0rc4,<2.2.0' in output
+    assert 'mim install "mmcv==2.1.0"' in output
+    assert not list((venv / 'lib').glob('python*/site-packages/mmmaskdino'))
