@@ -58,3 +58,42 @@ def test_full_size_config_forward(path: Path):
     assert boxes.shape == (1, expected['queries'], 4)
     assert torch.isfinite(logits).all() and torch.isfinite(masks).all()
     assert ((boxes >= 0) & (boxes <= 1)).all()
+
+
+COSTS = ['FocalLossCost', 'NormalizedBBoxL1Cost', 'NormalizedGIoUCost',
+         'FastCrossEntropyLossCost', 'DiceCost']
+LOSSES = ('loss_cls', 'loss_mask', 'loss_dice', 'loss_bbox', 'loss_iou')
+
+
+@pytest.mark.parametrize('path', MASKDINO_CONFIGS, ids=lambda p: p.name)
+def test_config_shows_match_costs_and_loss_weights(path: Path):
+    """Every config states the Hungarian costs and the five loss terms with
+    their weights (the official 4 / 5 / 5 / 5 / 2)."""
+    criterion = Config.fromfile(str(path)).model.panoptic_head.criterion
+    costs = criterion.assigner.match_costs
+    assert [c.type for c in costs] == COSTS
+    assert [c.weight for c in costs] == [4.0, 5.0, 2.0, 5.0, 5.0]
+    assert [criterion[k].loss_weight for k in LOSSES] == [4.0, 5.0, 5.0, 5.0,
+                                                          2.0]
+
+
+def test_a_loss_weight_changed_in_the_config_changes_training():
+    """Doubling ``loss_dice.loss_weight`` in the config doubles every dice
+    term of the same step and leaves the others as they are."""
+    from tests.test_models.utils import batch_for, render_images, tiny_config
+    register_all_modules()
+    losses = []
+    for weight in (5.0, 10.0):
+        cfg = tiny_config('instance')
+        cfg.model.panoptic_head.criterion.loss_dice.loss_weight = weight
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model).train()
+        samples = batch_for(model, num_objects=(2, 3))
+        torch.manual_seed(1)
+        with torch.no_grad():
+            losses.append(model.loss(render_images(samples), samples))
+    base, doubled = losses
+    for key in base:
+        factor = 2.0 if key.endswith('loss_dice') else 1.0
+        torch.testing.assert_close(doubled[key], factor * base[key])
+    assert base['loss_dice'].item() > 0

@@ -8,6 +8,7 @@ takes the wheel that ``make install`` built and cached). The recipe ends with
 data follows.
 """
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,17 @@ def readme_recipe() -> list:
     block = re.search(r'```bash\n(.*?)```', section, re.S).group(1)
     return [line.split('  #')[0].strip() for line in block.splitlines()
             if line.strip()]
+
+
+def source_copy(dest: Path) -> Path:
+    """The repository's sources in ``dest`` (an install from the checkout
+    itself would leave build files and mim copies in it)."""
+    shutil.copytree(
+        REPO_ROOT, dest,
+        ignore=shutil.ignore_patterns('.git', '.venv', 'data', 'work_dirs',
+                                      'build', '*.egg-info', '.mim',
+                                      '__pycache__', '.pytest_cache'))
+    return dest
 
 
 def mmcv_wheel_cached() -> bool:
@@ -55,7 +67,7 @@ def test_gpu_install_recipe_in_a_fresh_venv(tmp_path, shapes_root):
         'set -euo pipefail',
         f'{Path(sys.executable).resolve()} -m venv {venv}',
         f'. {venv}/bin/activate',
-        f'cd {REPO_ROOT}',
+        f'cd {source_copy(tmp_path / "src")}',
         *commands,
         'mim train mmmaskdino maskdino_r18-tiny_1xb4-2k_shapes.py '
         f'--work-dir {tmp_path}/work --data-root {shapes_root} '
@@ -79,7 +91,7 @@ def test_install_without_mmcv_stops_with_instructions(tmp_path):
                     str(venv)], check=True)
     proc = subprocess.run(
         [str(venv / 'bin/python'), '-m', 'pip', 'install', '--no-deps',
-         '--no-cache-dir', str(REPO_ROOT)],
+         '--no-cache-dir', str(source_copy(tmp_path / 'src'))],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr

@@ -58,8 +58,48 @@ model = dict(
             initial_pred=True,
             semantic_ce=False,
             denoising=dict(dn_num=100, noise_scale=0.4)),
+        # The official costs and loss weights (MaskDINO's COST_* and *_WEIGHT:
+        # class 4, mask 5, dice 5, box 5, GIoU 2), for every prediction set.
         criterion=dict(
             type='MaskDINOLoss',
+            assigner=dict(
+                type='HungarianAssigner',
+                match_costs=[
+                    dict(
+                        type='FocalLossCost',
+                        alpha=0.25,
+                        gamma=2.0,
+                        eps=1e-8,
+                        weight=4.0),
+                    dict(type='NormalizedBBoxL1Cost', weight=5.0),
+                    dict(type='NormalizedGIoUCost', weight=2.0),
+                    dict(type='FastCrossEntropyLossCost', weight=5.0),
+                    dict(
+                        type='DiceCost',
+                        pred_act=True,
+                        eps=1.0,
+                        naive_dice=True,
+                        weight=5.0)
+                ]),
+            loss_cls=dict(
+                type='FocalLoss',
+                use_sigmoid=True,
+                gamma=2.0,
+                alpha=0.25,
+                loss_weight=4.0),
+            loss_mask=dict(
+                type='CrossEntropyLoss', use_sigmoid=True, loss_weight=5.0),
+            loss_dice=dict(
+                type='DiceLoss',
+                use_sigmoid=True,
+                activate=True,
+                naive_dice=True,
+                eps=1.0,
+                loss_weight=5.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=5.0),
+            loss_iou=dict(type='GIoULoss', loss_weight=2.0),
+            # mask losses on 112 x 112 points, 3x oversampled, 75 % of them
+            # where the prediction is most uncertain
             num_points=12544,
             oversample_ratio=3.0,
             importance_sample_ratio=0.75)),

@@ -18,6 +18,7 @@ model = dict(
             semantic_ce=True),
         criterion=dict(
             loss_cls=dict(
+                _delete_=True,
                 type='CrossEntropyLoss',
                 use_sigmoid=False,
                 loss_weight=4.0))),
