@@ -31,6 +31,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 from mmmaskdino.datasets.bundled_formats import FORMAT_DIRS
+from mmmaskdino.utils.tool_utils import use_fp32_optim_wrapper
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason='needs a CUDA device')
@@ -51,8 +52,7 @@ def fp32_config(task: str, out_dir: Path) -> str:
     """The task's config with plain fp32 training (the COCO configs train
     with AMP by default, as officially)."""
     cfg = Config.fromfile(REPO / CONFIGS[task])
-    cfg.optim_wrapper.type = 'OptimWrapper'
-    cfg.optim_wrapper.pop('loss_scale', None)
+    use_fp32_optim_wrapper(cfg)
     path = out_dir / f'{task}_fp32.py'
     cfg.dump(str(path))
     return str(path)

@@ -1,5 +1,5 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""The override helper of the end-to-end config tests.
+"""The override helper of the end-to-end config tests (and how they run tools).
 
 :func:`write_tiny_config` derives, from a shipped config, a config that
 differs in the model's size and the schedule's length only: a ResNet-18
@@ -10,10 +10,14 @@ the end and a log line every iteration. Datasets, pipelines, batch augments,
 data preprocessor settings and evaluators stay as shipped; the data root is
 redirected by the tools' ``--data-root`` option.
 """
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, Union
 
 from mmengine.config import Config
+
+REPO = Path(__file__).resolve().parents[2]
 
 TRAIN_ITERS = 2
 RESNET18_CHANNELS = [64, 128, 256, 512]
@@ -68,3 +72,13 @@ def write_tiny_config(shipped: Union[str, Path], out_dir: Path) -> Path:
     out = out_dir / shipped.name
     out.write_text(text)
     return out
+
+
+def run_python(*args: str, timeout: float = 900) -> str:
+    """``python ARGS`` from the repository root, as a user runs a tool;
+    fails with the output's tail, returns stdout + stderr."""
+    proc = subprocess.run([sys.executable, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f'{" ".join(args)} failed:\n{output[-6000:]}'
+    return output

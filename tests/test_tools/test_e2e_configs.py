@@ -13,8 +13,6 @@ datasets, pipelines, batch augments and metrics are the shipped ones, which
 import json
 import math
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,9 +21,9 @@ from mmengine.config import Config
 from mmmaskdino.datasets.bundled_formats import FORMAT_DIRS
 from mmmaskdino.utils.tool_utils import redirect_data_root
 from tests.conftest import BUNDLED_VAL, SHAPES_NUM_VAL
-from tests.test_tools.e2e_utils import TRAIN_ITERS, write_tiny_config
+from tests.test_tools.e2e_utils import (REPO, TRAIN_ITERS, run_python,
+                                       write_tiny_config)
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / 'configs/maskdino').glob('*.py'))
 DATA_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
              'val_evaluator', 'test_evaluator')
@@ -67,15 +65,6 @@ def expected_metric_keys(cfg: Config) -> set:
     return keys
 
 
-def run_tool(*args: str) -> None:
-    """Run a tool as a user does; fail with its output."""
-    proc = subprocess.run([sys.executable, *args], cwd=REPO,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, (
-        f'{" ".join(args)} failed:\n{proc.stdout[-3000:]}\n'
-        f'{proc.stderr[-6000:]}')
-
-
 def scalars(work_dir: Path) -> list:
     """The records of the run's ``vis_data/scalars.json``."""
     (path, ) = work_dir.glob('*/vis_data/scalars.json')
@@ -111,8 +100,8 @@ def test_config_trains_and_tests_end_to_end(config, tmp_path, bundled_root,
     tiny = write_tiny_config(config, tmp_path)
     data_root = str(data_root_of(config, bundled_root, shapes_root)) + '/'
     work_dir = tmp_path / 'work'
-    run_tool('tools/train.py', str(tiny), '--work-dir', str(work_dir),
-             '--data-root', data_root)
+    run_python('tools/train.py', str(tiny), '--work-dir', str(work_dir),
+               '--data-root', data_root)
     records = scalars(work_dir)
     losses = [r for r in records if 'loss' in r]
     assert [r['iter'] for r in losses] == list(range(1, TRAIN_ITERS + 1))
@@ -129,8 +118,8 @@ def test_config_trains_and_tests_end_to_end(config, tmp_path, bundled_root,
     checkpoint = work_dir / f'iter_{TRAIN_ITERS}.pth'
     out = tmp_path / 'results.pkl'
     test_dir = tmp_path / 'test'
-    run_tool('tools/test.py', str(tiny), str(checkpoint), '--work-dir',
-             str(test_dir), '--data-root', data_root, '--out', str(out))
+    run_python('tools/test.py', str(tiny), str(checkpoint), '--work-dir',
+               str(test_dir), '--data-root', data_root, '--out', str(out))
     test_metrics = json.loads(
         next(test_dir.glob('*/*.json')).read_text())
     assert keys <= set(test_metrics)

@@ -7,31 +7,20 @@ log, the checkpoint and the ``--out`` results the tools read).
 """
 import hashlib
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT
 from tests.official_keys import TINY, official_state_dict
+from tests.test_tools.e2e_utils import run_python
 
 CONFIG = 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py'
 
 
-def run(*args: str) -> str:
-    """Run a command from the repository root; its stdout + stderr."""
-    proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=600)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-5000:]
-    return output
-
-
 def mim_run(tool: str, *args: str) -> str:
-    return run('-m', 'mim', 'run', 'mmdet', tool, *args)
+    return run_python('-m', 'mim', 'run', 'mmdet', tool, *args)
 
 
 def data_root_options(shapes_root: Path, *loaders: str) -> list:
@@ -44,13 +33,13 @@ def data_root_options(shapes_root: Path, *loaders: str) -> list:
 def trained(shapes_root, tmp_path_factory):
     """Work dir, checkpoint and ``--out`` results of a 2-iteration run."""
     out = tmp_path_factory.mktemp('mmdet_tools')
-    run('tools/train.py', CONFIG, '--work-dir', str(out / 'work'),
-        '--data-root', str(shapes_root), '--cfg-options',
-        'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-        'default_hooks.logger.interval=1')
-    run('tools/test.py', CONFIG, str(out / 'work/iter_2.pth'), '--work-dir',
-        str(out / 'test'), '--data-root', str(shapes_root), '--out',
-        str(out / 'results.pkl'))
+    run_python('tools/train.py', CONFIG, '--work-dir', str(out / 'work'),
+               '--data-root', str(shapes_root), '--cfg-options',
+               'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+               'default_hooks.logger.interval=1')
+    run_python('tools/test.py', CONFIG, str(out / 'work/iter_2.pth'),
+               '--work-dir', str(out / 'test'), '--data-root',
+               str(shapes_root), '--out', str(out / 'results.pkl'))
     return out
 
 
@@ -98,8 +87,8 @@ def test_publish_converted_weights(tmp_path):
     official = tmp_path / 'official.pth'
     torch.save({'model': official_state_dict(TINY), 'iteration': 3}, official)
     converted = tmp_path / 'converted.pth'
-    run('tools/model_converters/maskdino_to_mmdet.py', str(official),
-        str(converted))
+    run_python('tools/model_converters/maskdino_to_mmdet.py', str(official),
+               str(converted))
     mim_run('publish_model', str(converted), str(tmp_path / 'maskdino.pth'))
     for _ in range(50):  # publish_model renames the file asynchronously
         published = list(tmp_path.glob('maskdino-*.pth'))
