@@ -23,11 +23,11 @@ import numpy as np
 import torch.nn as nn
 from mmdet.apis import DetInferencer
 from mmdet.evaluation.functional import INSTANCE_OFFSET
-from mmdet.registry import DATASETS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config, ConfigDict
-from mmengine.registry import DefaultScope
 from mmengine.utils import ProgressBar
+
+from mmmaskdino.datasets.metainfo import dataset_metainfo
 
 from .model_zoo import resolve_model
 
@@ -40,17 +40,10 @@ DEFAULT_SCORE_THR = 0.3
 
 
 def dataset_meta_from_config(cfg: Union[Config, ConfigDict]) -> dict:
-    """``metainfo`` of the config's test dataset (class names, palette).
-
-    The dataset is built with ``lazy_init=True``, so no annotation file is
-    read; the result is the dataset class's ``METAINFO`` updated with the
-    config's ``metainfo``.
-    """
-    dataset_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
-    dataset_cfg['lazy_init'] = True
-    with DefaultScope.overwrite_default_scope(
-            cfg.get('default_scope', 'mmdet')):
-        return dict(DATASETS.build(dataset_cfg).metainfo)
+    """``metainfo`` of the config's test dataset (class names, palette),
+    without reading its annotation file."""
+    return dataset_metainfo(cfg.test_dataloader.dataset,
+                            cfg.get('default_scope', 'mmdet'))
 
 
 class MaskDINOInferencer(DetInferencer):

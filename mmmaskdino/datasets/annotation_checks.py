@@ -27,7 +27,6 @@ What is checked:
   every value is a class index (``1..C`` with ``reduce_zero_label``, else
   ``0..C-1``), 0 (with ``reduce_zero_label``) or 255 (ignore).
 """
-import copy
 import json
 import math
 import os.path as osp
@@ -38,6 +37,8 @@ import numpy as np
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from PIL import Image
+
+from .metainfo import dataset_metainfo
 
 IGNORE_INDEX = 255
 MAX_LISTED = 5
@@ -354,17 +355,6 @@ def _leaf_datasets(dataset_cfg: ConfigDict) -> List[ConfigDict]:
     return [dataset_cfg]
 
 
-def _metainfo(dataset_cfg: ConfigDict, scope: str) -> dict:
-    """The dataset's metainfo (class ``METAINFO`` + config ``metainfo``)
-    without reading its annotations."""
-    from mmdet.registry import DATASETS
-    from mmengine.registry import DefaultScope
-    cfg = copy.deepcopy(dataset_cfg)
-    cfg['lazy_init'] = True
-    with DefaultScope.overwrite_default_scope(scope):
-        return dict(DATASETS.build(cfg).metainfo)
-
-
 def _join(root: Optional[str], path: Optional[str]) -> Optional[str]:
     if path is None or osp.isabs(path) or not root:
         return path
@@ -383,7 +373,7 @@ def _check_dataset(dataset_cfg: ConfigDict, scope: str,
     kind = dataset_cfg.get('type')
     root = dataset_cfg.get('data_root')
     prefix = dataset_cfg.get('data_prefix', {})
-    classes = list(_metainfo(dataset_cfg, scope)['classes'])
+    classes = list(dataset_metainfo(dataset_cfg, scope)['classes'])
     loading = _load_annotations(dataset_cfg.get('pipeline', []))
     if kind == 'CocoDataset':
         check_coco_instances(
