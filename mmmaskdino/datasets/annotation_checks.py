@@ -127,7 +127,8 @@ def _check_classes(path: str, categories: Dict, classes: Sequence[str],
               'categories of this file (they get no annotations)')
     ignored = {
         categories[cid]['name']: n
-        for cid, n in used.items() if categories[cid].get('name') not in classes
+        for cid, n in used.items()
+        if categories[cid].get('name') not in classes
     }
     if ignored:
         _warn(f'{path}: annotations of categories not among the config\'s '

@@ -158,8 +158,9 @@ def _save_image(path: Path, image: np.ndarray) -> None:
 # --------------------------------------------------------------------------
 # Scene -> per-dataset annotations
 # --------------------------------------------------------------------------
-def _stuff_segments(scene: _Scene,
-                    name_of: Callable[[int], Optional[str]]) -> Dict[str, np.ndarray]:
+def _stuff_segments(
+        scene: _Scene,
+        name_of: Callable[[int], Optional[str]]) -> Dict[str, np.ndarray]:
     """Stuff masks merged by target class (two shape regions that map to one
     class become one segment, as COCO stores one segment per stuff class)."""
     merged: Dict[str, np.ndarray] = {}
@@ -251,6 +252,12 @@ def _scenes(num_images: int, seed: int, split: str) -> List[_Scene]:
     return [_make_scene(rng, kind) for kind in _scene_kinds(rng, num_images)]
 
 
+def image_stem(first_id: int, index: int) -> str:
+    """COCO-style file stem (12 digits) of the ``index``-th image of a split
+    whose ids start at ``first_id`` (ids step by 7: not contiguous)."""
+    return f'{first_id + 7 * index:012d}'
+
+
 def _coco_like(out: Path, split: str, scenes: Sequence[_Scene],
                image_dir: str, instance_json: str, panoptic_json: str,
                panoptic_dir: str, categories: List[dict],
@@ -259,8 +266,8 @@ def _coco_like(out: Path, split: str, scenes: Sequence[_Scene],
     category_id = {c['name']: c['id'] for c in categories}
     images, instances, panoptic = [], [], []
     for idx, scene in enumerate(scenes):
-        image_id = image_id0 + 7 * idx
-        stem = f'{image_id:012d}'
+        stem = image_stem(image_id0, idx)
+        image_id = int(stem)
         h, w = scene.semantic.shape
         images.append(
             dict(id=image_id, file_name=f'{stem}.jpg', height=h, width=w))
@@ -344,7 +351,8 @@ def write_custom(out: Path, scenes: Dict[str, List[_Scene]]) -> dict:
             f'annotations/panoptic_{split}.json',
             f'annotations/panoptic_{split}', categories, CUSTOM_NAMES, 1)
         for idx, scene in enumerate(split_scenes):
-            _save_image(out / 'annotations' / split / f'{1 + 7 * idx:012d}.png',
+            stem = image_stem(1, idx)
+            _save_image(out / 'annotations' / split / f'{stem}.png',
                         _label_map(scene, semantic_label, IGNORE))
     return summary
 
