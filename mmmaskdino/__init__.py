@@ -17,8 +17,6 @@ except ImportError as err:  # before the imports that would fail deep inside
         '"mmcv==2.1.0"` (prebuilt for torch 2.1 + CUDA 11.8/12.1), or '
         '`MMCV_WITH_OPS=1 pip install --no-build-isolation mmcv==2.1.0`; see '
         f'README.md, "GPU install" ({err})') from err
-from . import utils  # noqa: F401,E402  (compat patches first)
-from . import datasets, evaluation, models  # noqa: F401,E402
-from . import engine  # noqa: F401,E402
+from . import datasets, engine, models, utils  # noqa: F401,E402
 
 __all__ = ['__version__', 'version_info']

@@ -12,9 +12,14 @@ default_hooks = dict(
         type='CheckpointHook', interval=5000, by_epoch=False, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
-# saves and restores the torch random stream, so `--resume` reproduces the
-# uninterrupted run exactly (mmengine itself restores only the data order)
-custom_hooks = [dict(type='RNGStateHook')]
+# RNGStateHook saves and restores the torch random stream, so `--resume`
+# reproduces the uninterrupted run exactly (mmengine itself restores only the
+# data order); WeightsOnlyCheckpointHook writes checkpoints that torch >= 2.6
+# loads with its default weights_only=True.
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='WeightsOnlyCheckpointHook')
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,5 +1,7 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""Runner checkpoints load with weights_only=True; foreign objects do not."""
+"""Runner checkpoints written with WeightsOnlyCheckpointHook load with
+weights_only=True; foreign objects do not; importing mmmaskdino patches
+nothing."""
 import os
 import pickle
 
@@ -50,6 +52,8 @@ def _runner(work_dir, max_iters, **kwargs) -> Runner:
             checkpoint=dict(type='CheckpointHook', interval=2,
                             by_epoch=False)),
         randomness=dict(seed=0),
+        custom_hooks=[dict(type='WeightsOnlyCheckpointHook')],
+        default_scope='mmdet',
         **kwargs)
 
 
@@ -57,10 +61,34 @@ def test_runner_checkpoint_loads_weights_only(tmp_path):
     _runner(tmp_path, 4).train()
     ckpt = torch.load(tmp_path / 'iter_4.pth', weights_only=True)
     assert ckpt['meta']['iter'] == 4
-    buffer = ckpt['message_hub']['log_scalars']['train/loss']
+    history = ckpt['message_hub']['log_scalars']['train/loss']
+    assert len(history['log_history']) == 4
+    assert np.isfinite(history['log_history']).all()
+
+
+def test_resume_restores_the_history_buffers(tmp_path):
+    first = _runner(tmp_path, 4)
+    first.train()
+    losses = first.message_hub.get_scalar('train/loss').data[0].tolist()
+    resumed = _runner(tmp_path, 4, resume=True)
+    resumed.load_or_resume()
+    buffer = resumed.message_hub.get_scalar('train/loss')
     assert isinstance(buffer, HistoryBuffer)
-    assert len(buffer.data[0]) == 4
-    assert np.isfinite(buffer.mean())
+    assert buffer.data[0].tolist() == losses
+    assert buffer.mean() == pytest.approx(np.mean(losses))
+
+
+def test_import_patches_nothing():
+    assert '__reduce__' not in vars(HistoryBuffer)
+
+
+def test_without_the_hook_weights_only_loading_fails(tmp_path):
+    runner = _runner(tmp_path, 2)
+    runner._hooks = [h for h in runner._hooks
+                     if type(h).__name__ != 'WeightsOnlyCheckpointHook']
+    runner.train()
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(tmp_path / 'iter_2.pth', weights_only=True)
 
 
 def test_resume_and_load_from(tmp_path):

@@ -62,4 +62,7 @@ log_processor = dict(window_size=1)
 randomness = dict(seed=0, deterministic=True)
 env_cfg = dict(cudnn_benchmark=False)
 # the model's random stream is checkpointed, so --resume is reproducible
-custom_hooks = [dict(type='RNGStateHook')]
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='WeightsOnlyCheckpointHook')
+]

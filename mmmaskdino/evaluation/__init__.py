@@ -1,1 +1,0 @@
-# Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
