@@ -29,7 +29,8 @@ def test_config_loads(path: Path):
 def _expected_outputs(cfg: Config) -> dict:
     head = cfg.model.panoptic_head
     classes = head.num_things_classes + head.num_stuff_classes
-    semantic_ce = head.predictor.get('semantic_ce', False)
+    # a softmax class loss has a "no object" logit
+    semantic_ce = not head.criterion.loss_cls.get('use_sigmoid', True)
     return dict(
         queries=head.predictor.num_queries,
         logits=classes + 1 if semantic_ce else classes)

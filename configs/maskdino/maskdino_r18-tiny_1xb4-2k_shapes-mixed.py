@@ -50,10 +50,8 @@ mask_dataset = dict(
     pipeline={{_base_.train_pipeline}},
     backend_args=backend_args)
 
-# A batch may hold images with and without masks: the head pads each image's
-# masks itself, so the data preprocessor must not (it would assume that every
-# sample has masks when the first one does).
-model = dict(data_preprocessor=dict(pad_mask=False))
+# A batch may hold images with and without masks: MaskDINODataPreprocessor (the
+# base config's) pads the masks of the images that have them.
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

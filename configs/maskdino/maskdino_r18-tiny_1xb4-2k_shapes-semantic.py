@@ -13,8 +13,7 @@ model = dict(
         predictor=dict(
             num_feature_levels=3,
             two_stage=False,
-            initialize_box_type='no',
-            semantic_ce=True),
+            initialize_box_type='no'),
         criterion=dict(
             loss_cls=dict(
                 _delete_=True,
@@ -24,6 +23,5 @@ model = dict(
     test_cfg=dict(
         instance_on=False,
         panoptic_on=False,
-        semantic_on=True,
-        semantic_ce=True))
+        semantic_on=True))
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=500))

@@ -1,47 +1,32 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""Run an exported Mask DINO with ONNX Runtime; pre- and post-processing in
-NumPy.
+"""Run an exported Mask DINO with ONNX Runtime.
 
-Pre-processing mirrors the config: its test pipeline (loading and resizing,
-NumPy transforms of mmcv/mmdet, without ``LoadAnnotations`` and
-``PackDetInputs``), then the data preprocessor's channel flip, normalisation
-and zero padding to the exported input size (an image larger than that
-after resizing is shrunk to fit first). Post-processing is
-:class:`NumpyPostProcessor`.
+ONNX Runtime replaces the network only. Everything around it is the PyTorch
+model's own code, built from the config: the test pipeline (with
+``mmdet.InferencerLoader``, as :class:`~mmdet.apis.DetInferencer`), the data
+preprocessor, mmdet's ``BatchFixedSizePad`` to the graph's fixed input size,
+and :meth:`MaskDINOFusionHead.predict` on the graph's outputs. A fix to the
+post-processing therefore fixes both runtimes.
 """
 import copy
 import json
-from typing import Dict, Optional, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import mmcv
 import numpy as np
 import onnxruntime as ort
 import torch
+from mmdet.models.data_preprocessors import BatchFixedSizePad
+from mmdet.registry import MODELS, TRANSFORMS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData, PixelData
 
-from .export import METADATA_KEY
-from .postprocess import NumpyPostProcessor
+from mmmaskdino.models.detectors.maskdino import MaskDINO, fusion_head_config
+from .export import METADATA_KEY, OUTPUT_NAMES
 
-DROPPED_TRANSFORMS = ('LoadAnnotations', 'PackDetInputs')
-
-
-def build_numpy_pipeline(cfg: Config) -> Compose:
-    """The config's test pipeline up to (not including) the packing, with
-    ``LoadImageFromFile`` replaced by ``mmdet.InferencerLoader`` (accepts
-    paths and BGR arrays), as :class:`~mmdet.apis.DetInferencer` does."""
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    pipeline = []
-    for transform in copy.deepcopy(cfg.test_dataloader.dataset.pipeline):
-        if transform['type'] in DROPPED_TRANSFORMS:
-            continue
-        if transform['type'] == 'LoadImageFromFile':
-            transform['type'] = 'mmdet.InferencerLoader'
-        pipeline.append(transform)
-    return Compose(pipeline)
+DROPPED_TRANSFORMS = ('LoadAnnotations', )
 
 
 class OnnxMaskDINO:
@@ -50,7 +35,8 @@ class OnnxMaskDINO:
     Args:
         onnx_file (str): File written by ``tools/deployment/export_onnx.py``.
         config (str | Config): The config it was exported from (test
-            pipeline, data preprocessor).
+            pipeline, data preprocessor, fusion head); the ``test_cfg``
+            stored in the file at export is used.
         num_threads (int, optional): ONNX Runtime intra-op threads; default
             lets ONNX Runtime choose.
     """
@@ -66,98 +52,107 @@ class OnnxMaskDINO:
             onnx_file, options, providers=['CPUExecutionProvider'])
         self.metadata = json.loads(
             self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.img_size = tuple(self.metadata['img_size'])
         cfg = Config.fromfile(config) if isinstance(config, str) else config
-        self.pipeline = build_numpy_pipeline(cfg)
-        preprocessor = cfg.model.data_preprocessor
-        self.mean = np.array(preprocessor['mean'], np.float32)
-        self.std = np.array(preprocessor['std'], np.float32)
-        self.bgr_to_rgb = preprocessor.get('bgr_to_rgb', False)
-        self.postprocessor = NumpyPostProcessor(
-            self.metadata['num_things_classes'],
-            self.metadata['num_stuff_classes'], self.metadata['test_cfg'])
+        init_default_scope(cfg.get('default_scope', 'mmdet'))
+        self.pipeline, self.pack = self._build_pipeline(cfg)
+        self.data_preprocessor = MODELS.build(cfg.model.data_preprocessor)
+        self.pad = BatchFixedSizePad(
+            size=self.img_size,
+            img_pad_value=self.data_preprocessor.pad_value)
+        head_cfg = fusion_head_config(cfg.model.panoptic_head,
+                                      cfg.model.panoptic_fusion_head)
+        head_cfg.test_cfg = self.metadata['test_cfg']
+        self.fusion_head = MODELS.build(head_cfg)
 
-    def _fit_to_graph(self, img: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _build_pipeline(cfg: Config) -> tuple:
+        """The config's test pipeline before ``PackDetInputs`` (loading
+        through ``mmdet.InferencerLoader``, no annotations) and the packer."""
+        transforms = []
+        for transform in copy.deepcopy(cfg.test_dataloader.dataset.pipeline):
+            if transform['type'] in DROPPED_TRANSFORMS:
+                continue
+            if transform['type'] == 'LoadImageFromFile':
+                transform['type'] = 'mmdet.InferencerLoader'
+            transforms.append(transform)
+        *transforms, pack = transforms
+        return Compose(transforms), TRANSFORMS.build(pack)
+
+    def _fit_to_graph(self, results: dict) -> dict:
         """Shrink (keeping the aspect ratio) an image larger than the
         graph's input; other images are returned as they are."""
-        height, width = self.metadata['img_size']
-        h, w = img.shape[:2]
+        height, width = self.img_size
+        h, w = results['img'].shape[:2]
         if h <= height and w <= width:
-            return img
-        return mmcv.imrescale(img, min(height / h, width / w))
+            return results
+        scale = min(height / h, width / w)
+        results['img'] = mmcv.imrescale(results['img'], scale)
+        results['img_shape'] = results['img'].shape[:2]
+        if 'scale_factor' in results:
+            results['scale_factor'] = tuple(
+                f * scale for f in results['scale_factor'])
+        return results
 
-    def preprocess(self, image: Union[str, np.ndarray]
-                   ) -> Tuple[np.ndarray, Dict[str, tuple]]:
-        """Image path or BGR array -> ``(1, 3, H, W)`` input and its meta.
-
-        Returns:
-            tuple: the float32 input and a dict with ``ori_shape``,
-            ``img_shape`` (after resizing) and ``batch_input_shape``.
-        """
-        data = self.pipeline(image)
-        img = self._fit_to_graph(data['img']).astype(np.float32)
-        if self.bgr_to_rgb:
-            img = img[..., ::-1]
-        img = ((img - self.mean) / self.std).transpose(2, 0, 1)
-        h, w = img.shape[-2:]
-        pad_h, pad_w = self.metadata['img_size']
-        inputs = np.zeros((1, 3, pad_h, pad_w), np.float32)
-        inputs[0, :, :h, :w] = img
-        meta = dict(
-            ori_shape=tuple(data['ori_shape'][:2]),
-            img_shape=(h, w),
-            batch_input_shape=(pad_h, pad_w))
-        return inputs, meta
-
-    def forward(self, inputs: np.ndarray) -> Dict[str, np.ndarray]:
-        """Run the graph; returns its outputs by name."""
-        outputs = self.session.run(self.output_names, {'input': inputs})
-        return dict(zip(self.output_names, outputs))
-
-    def postprocess(self, outputs: Dict[str, np.ndarray], meta: dict,
-                    rescale: bool = True) -> dict:
-        """:class:`NumpyPostProcessor` on the first image of ``outputs``."""
-        topk = None
-        if self.metadata['with_topk']:
-            topk = (outputs['topk_scores'], outputs['topk_labels'],
-                    outputs['topk_queries'])
-        return self.postprocessor(
-            outputs['cls_logits'][0],
-            outputs['mask_logits'][0],
-            outputs['boxes'][0],
-            meta,
-            rescale=rescale,
-            topk=topk)
-
-    def __call__(self, image: Union[str, np.ndarray]) -> Tuple[dict, dict]:
-        """Pre-process, run and post-process one image.
+    def preprocess(self, images: Sequence[Union[str, np.ndarray]]) -> dict:
+        """Image paths or BGR arrays -> the graph's input and data samples.
 
         Returns:
-            tuple: the results (see :meth:`NumpyPostProcessor.__call__`) and
-            the image meta.
+            dict: ``inputs`` ``(n, 3, H, W)`` float tensor at the graph size
+            and ``data_samples`` (``img_shape``, ``ori_shape``,
+            ``batch_input_shape``, ...), as the data preprocessor gives them
+            to the PyTorch model, padded to the graph size.
         """
-        inputs, meta = self.preprocess(image)
-        return self.postprocess(self.forward(inputs), meta), meta
+        packed = [
+            self.pack(self._fit_to_graph(self.pipeline(image)))
+            for image in images
+        ]
+        data = self.data_preprocessor(
+            dict(
+                inputs=[p['inputs'] for p in packed],
+                data_samples=[p['data_samples'] for p in packed]))
+        inputs, data_samples = self.pad(data['inputs'],
+                                        data['data_samples'])
+        return dict(inputs=inputs, data_samples=data_samples)
 
+    def forward(self, inputs: torch.Tensor) -> List[torch.Tensor]:
+        """Run the graph image by image (its batch size is 1).
 
-def results_to_data_sample(results: dict, meta: dict,
-                           score_thr: float = 0.0) -> DetDataSample:
-    """Wrap NumPy results into a :class:`DetDataSample` for mmdet's
-    ``DetLocalVisualizer`` (instances below ``score_thr`` are dropped)."""
-    sample = DetDataSample(metainfo=meta)
-    if 'instances' in results:
-        instances = results['instances']
-        keep = instances['scores'] > score_thr
-        sample.pred_instances = InstanceData(**{
-            key: torch.from_numpy(np.ascontiguousarray(value[keep]))
-            for key, value in instances.items()
-        })
-    if 'panoptic_seg' in results:
-        sample.pred_panoptic_seg = PixelData(
-            sem_seg=torch.from_numpy(results['panoptic_seg'][None]))
-    if 'sem_seg' in results:
-        sample.pred_sem_seg = PixelData(
-            sem_seg=torch.from_numpy(results['sem_seg'][None]),
-            seg_logits=torch.from_numpy(results['seg_logits']))
-    return sample
+        Args:
+            inputs (Tensor): ``(n, 3, H, W)`` at the graph size.
 
+        Returns:
+            list[Tensor]: ``cls_logits (n, Q, K)``, ``mask_logits
+            (n, Q, H/4, W/4)``, ``boxes (n, Q, 4)``.
+        """
+        outputs = [
+            self.session.run(list(OUTPUT_NAMES), {'input': image[None].numpy()})
+            for image in inputs
+        ]
+        return [
+            torch.from_numpy(np.concatenate(parts))
+            for parts in zip(*outputs)
+        ]
+
+    def __call__(self, images: Union[str, np.ndarray, Sequence],
+                 rescale: bool = True) -> List[DetDataSample]:
+        """Pre-process, run and post-process images.
+
+        Args:
+            images (str | np.ndarray | Sequence): One image (path or BGR
+                array) or several.
+            rescale (bool): Results at the original image size.
+
+        Returns:
+            list[DetDataSample]: One per image, with the ``pred_*`` fields of
+            the exported task, exactly as the PyTorch model returns them.
+        """
+        if isinstance(images, (str, np.ndarray)):
+            images = [images]
+        data = self.preprocess(images)
+        with torch.no_grad():
+            results = self.fusion_head.predict(
+                *self.forward(data['inputs']),
+                data['data_samples'],
+                rescale=rescale)
+        return MaskDINO.add_pred_to_datasample(data['data_samples'], results)

@@ -1,5 +1,6 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""ONNX export: ONNX Runtime + NumPy post-processing vs PyTorch eval."""
+"""ONNX export: ONNX Runtime in place of the network, the model's own pre-
+and post-processing around it, vs PyTorch inference."""
 import subprocess
 import sys
 from pathlib import Path
@@ -8,17 +9,15 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+from mmdet.apis import inference_detector
 from mmengine.config import Config
-from mmengine.dataset import Compose
-from mmengine.registry import init_default_scope
 
 pytest.importorskip('onnxruntime')
 
 from mmmaskdino.apis import dataset_meta_from_config  # noqa: E402
-from mmmaskdino.deployment import (MaskDINOOnnxModel,  # noqa: E402
-                                   NumpyPostProcessor, OnnxMaskDINO,
-                                   build_detector, resize_bilinear)
-from mmmaskdino.models.seg_heads import MaskDINOFusionHead  # noqa: E402
+from mmmaskdino.apis.inference import TASK_FLAGS  # noqa: E402
+from mmmaskdino.deployment import (OUTPUT_NAMES, OnnxMaskDINO,  # noqa: E402
+                                   init_export_model)
 from tests.conftest import REPO_ROOT  # noqa: E402
 from tests.test_apis.utils import (changed_pixels,  # noqa: E402
                                    save_random_checkpoint, shapes_config)
@@ -66,75 +65,81 @@ def exported(shapes_root, tmp_path_factory) -> dict:
     stdout = run_tool('export_onnx.py', str(cfg_file), str(ckpt),
                       str(onnx_file), '--task', 'instance', '--img-size',
                       str(IMG_SIZE), str(IMG_SIZE), '--verify')
-    assert 'opset 17' in stdout and 'top-k outputs: True' in stdout
+    assert 'opset 17' in stdout
+    diffs = [float(d.rstrip(',')) for d in stdout.split('|: ')[1].split()[1::2]]
+    assert len(diffs) == 3 and max(diffs) < TOL, stdout
     return dict(
         cfg=cfg,
         cfg_file=cfg_file,
         onnx=onnx_file,
-        detector=build_detector(cfg, str(ckpt), 'instance'),
+        detector=init_export_model(cfg, str(ckpt), 'instance'),
         images=sorted((shapes_root / 'images' / 'val').glob('*.png')))
 
 
-def test_preprocessing_matches_pytorch(exported):
-    """NumPy pre-processing == test pipeline + DetDataPreprocessor."""
+def test_preprocessing_is_the_models(exported):
+    """The graph input is the test pipeline + data preprocessor of PyTorch
+    inference, zero-padded to the graph size."""
     model = OnnxMaskDINO(str(exported['onnx']), exported['cfg'])
-    image = str(exported['images'][0])
-    inputs, meta = model.preprocess(image)
+    images = [str(p) for p in exported['images'][:2]]
+    data = model.preprocess(images)
+    inputs, samples = data['inputs'], data['data_samples']
+    assert inputs.shape == (2, 3, IMG_SIZE, IMG_SIZE)
+    for image, x, sample in zip(images, inputs, samples):
+        expected = inference_detector(exported['detector'], image)
+        h, w = expected.img_shape
+        assert tuple(sample.img_shape) == (h, w)
+        assert tuple(sample.ori_shape) == tuple(expected.ori_shape)
+        assert tuple(sample.batch_input_shape) == (IMG_SIZE, IMG_SIZE)
+        original = mmcv.imread(image, channel_order='rgb').astype(np.float32)
+        mean = np.array(exported['cfg'].model.data_preprocessor.mean)
+        std = np.array(exported['cfg'].model.data_preprocessor.std)
+        normalised = ((original - mean) / std).transpose(2, 0, 1)
+        if (h, w) == original.shape[:2]:
+            assert np.abs(x[:, :h, :w].numpy() - normalised).max() < 1e-5
+        assert x[:, h:].abs().sum() == 0 and x[:, :, w:].abs().sum() == 0
 
-    init_default_scope('mmdet')
-    pipeline = Compose(exported['cfg'].test_dataloader.dataset.pipeline)
-    data = pipeline(dict(img_path=image, img_id=0))
-    data = exported['detector'].data_preprocessor(
-        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))
-    expected = data['inputs'].numpy()
-    sample = data['data_samples'][0]
-    assert meta['img_shape'] == tuple(sample.img_shape)
-    assert meta['ori_shape'] == tuple(sample.ori_shape)
-    assert tuple(sample.batch_input_shape) == (IMG_SIZE, IMG_SIZE)
-    assert inputs.shape == expected.shape == (1, 3, IMG_SIZE, IMG_SIZE)
-    assert np.abs(inputs - expected).max() < 1e-5
 
-
-def test_onnx_runtime_matches_pytorch(exported):
-    """Network outputs within 1e-4 and identical top-k instances."""
+@pytest.mark.parametrize('task', ['instance', 'panoptic', 'semantic'])
+def test_onnx_runtime_matches_pytorch_inference(exported, task):
+    """Network outputs within 1e-4; after the shared post-processing the
+    same instances (labels, queries), scores and boxes within 1e-4 and the
+    same masks / panoptic and semantic maps as PyTorch inference."""
     model = OnnxMaskDINO(str(exported['onnx']), exported['cfg'])
     detector = exported['detector']
-    head = detector.panoptic_fusion_head
-    for image in exported['images'][:2]:
-        inputs, meta = model.preprocess(str(image))
-        outputs = model.forward(inputs)
-        with torch.no_grad():
-            expected = MaskDINOOnnxModel(detector, with_topk=True)(
-                torch.from_numpy(inputs))
-        cls_logits, mask_logits, boxes = (t.numpy() for t in expected[:3])
-        assert outputs['cls_logits'].shape == (1, 20, 5)
-        assert outputs['mask_logits'].shape == (1, 20, 32, 32)
-        for name, value in (('cls_logits', cls_logits),
-                            ('mask_logits', mask_logits), ('boxes', boxes)):
-            assert np.abs(outputs[name] - value).max() < TOL, name
-        # In-graph top-k: same (query, class) pairs in the same order.
-        np.testing.assert_array_equal(outputs['topk_labels'],
-                                      expected[4].numpy())
-        np.testing.assert_array_equal(outputs['topk_queries'],
-                                      expected[5].numpy())
-        assert np.abs(outputs['topk_scores'] -
-                      expected[3].numpy()).max() < TOL
+    for head in (model.fusion_head, detector.panoptic_fusion_head):
+        head.test_cfg.update(TASK_FLAGS[task])
+    images = [str(p) for p in exported['images'][:2]]
+    data = model.preprocess(images)
+    outputs = model.forward(data['inputs'])
+    with torch.no_grad():
+        expected = detector._forward(data['inputs'])
+    assert outputs[0].shape == (2, 20, 5)
+    assert outputs[1].shape == (2, 20, 32, 32)
+    for name, ours, reference in zip(OUTPUT_NAMES, outputs, expected):
+        assert (ours - reference).abs().max() < TOL, name
 
-        # NumPy post-processing of the ORT outputs vs the fusion head on
-        # the PyTorch outputs.
-        results = model.postprocess(outputs, meta)['instances']
-        reference = head.predict(*expected[:3], [meta])[0]['ins_results']
-        assert len(results['labels']) == len(reference) == 100
-        np.testing.assert_array_equal(results['labels'],
-                                      reference.labels.numpy())
-        np.testing.assert_array_equal(results['query_indices'],
-                                      reference.query_indices.numpy())
-        assert np.abs(results['scores'] -
-                      reference.scores.numpy()).max() < TOL
-        assert np.abs(results['bboxes'] -
-                      reference.bboxes.numpy()).max() < TOL
-        assert results['masks'].shape == tuple(reference.masks.shape)
-        assert (results['masks'] == reference.masks.numpy()).mean() > 0.999
+    results = model(images)
+    for image, result in zip(images, results):
+        reference = inference_detector(detector, image)
+        if task == 'instance':
+            ours, ref = result.pred_instances, reference.pred_instances
+            assert len(ours) == len(ref) == 100
+            assert torch.equal(ours.labels, ref.labels)
+            assert torch.equal(ours.query_indices, ref.query_indices)
+            assert (ours.scores - ref.scores).abs().max() < TOL
+            assert (ours.bboxes - ref.bboxes).abs().max() < TOL
+            assert ours.masks.shape == ref.masks.shape
+            assert (ours.masks == ref.masks).float().mean() > 0.999
+        elif task == 'panoptic':
+            ours = result.pred_panoptic_seg.sem_seg
+            ref = reference.pred_panoptic_seg.sem_seg
+            assert ours.shape == ref.shape
+            assert (ours == ref).float().mean() > 0.999
+        else:
+            ours, ref = result.pred_sem_seg, reference.pred_sem_seg
+            assert (ours.seg_logits - ref.seg_logits).abs().max() < TOL
+            assert (ours.sem_seg == ref.sem_seg).float().mean() > 0.999
+        assert set(result.keys()) == set(reference.keys())
 
 
 def test_onnx_infer_draws_results(exported, tmp_path):
@@ -147,68 +152,9 @@ def test_onnx_infer_draws_results(exported, tmp_path):
                       str(exported['cfg_file']), str(folder), '--out-dir',
                       str(tmp_path / 'out'), '--score-thr', '0.1')
     assert stdout.count(' ms -> ') == 2
+    assert '2 images in ' in stdout and 'images/s' in stdout
     for image in exported['images'][:2]:
         drawn = mmcv.imread(str(tmp_path / 'out' / 'vis' / image.name))
         original = mmcv.imread(str(image))
         assert drawn.shape == original.shape
         assert changed_pixels(drawn, original) > 100
-
-
-def test_resize_bilinear_matches_interpolate():
-    """Up- and down-sampling, odd sizes."""
-    maps = torch.randn(3, 13, 17)
-    for size in ((52, 68), (7, 30), (13, 17)):
-        expected = torch.nn.functional.interpolate(
-            maps[None], size=size, mode='bilinear', align_corners=False)[0]
-        actual = resize_bilinear(maps.numpy(), size)
-        assert actual.shape == (3, *size)
-        assert np.abs(actual - expected.numpy()).max() < 1e-5
-
-
-@pytest.mark.parametrize('semantic_first', [False, True])
-def test_numpy_postprocessing_matches_fusion_head(semantic_first):
-    """Instance, panoptic and semantic results of NumPy and the fusion
-    head on the same random outputs (3 thing + 2 stuff classes)."""
-    torch.manual_seed(0)
-    num_queries, h4, w4 = 12, 16, 24
-    test_cfg = dict(
-        instance_on=not semantic_first,
-        panoptic_on=not semantic_first,
-        semantic_on=True,
-        object_mask_thr=0.25,
-        max_per_image=20)
-    head = MaskDINOFusionHead(
-        num_things_classes=3, num_stuff_classes=2, test_cfg=test_cfg)
-    mask_cls = torch.randn(1, num_queries, 5) * 3
-    # Each query covers a random rectangle, so segments survive iou_thr.
-    mask_pred = torch.randn(1, num_queries, h4, w4) - 6
-    for q in range(num_queries):
-        y, x = torch.randint(0, h4 - 4, (1, )), torch.randint(0, w4 - 4, (1, ))
-        mask_pred[0, q, y:y + 6, x:x + 8] += 12
-    boxes = torch.rand(1, num_queries, 4) * 0.5 + 0.25
-    meta = dict(
-        batch_input_shape=(64, 96), img_shape=(60, 90),
-        ori_shape=(120, 180))
-    expected = head.predict(mask_cls, mask_pred, boxes, [meta])[0]
-    actual = NumpyPostProcessor(3, 2, test_cfg)(
-        mask_cls[0].numpy(), mask_pred[0].numpy(), boxes[0].numpy(), meta)
-
-    sem = expected['sem_results']
-    assert actual['seg_logits'].shape == (5, 120, 180)
-    assert np.abs(actual['seg_logits'] -
-                  sem.seg_logits.numpy()).max() < 1e-5
-    assert (actual['sem_seg'] == sem.sem_seg[0].numpy()).mean() > 0.999
-    if semantic_first:
-        assert set(actual) == {'sem_seg', 'seg_logits'}
-        return
-    pan = expected['pan_results'].sem_seg[0].numpy()
-    assert len(np.unique(pan)) > 2
-    assert (actual['panoptic_seg'] == pan).mean() > 0.999
-    ins, ref = actual['instances'], expected['ins_results']
-    assert len(ins['labels']) == len(ref) > 0
-    np.testing.assert_array_equal(ins['labels'], ref.labels.numpy())
-    np.testing.assert_array_equal(ins['query_indices'],
-                                  ref.query_indices.numpy())
-    assert np.abs(ins['scores'] - ref.scores.numpy()).max() < 1e-5
-    assert np.abs(ins['bboxes'] - ref.bboxes.numpy()).max() < 1e-4
-    assert (ins['masks'] == ref.masks.numpy()).mean() > 0.999

@@ -3,12 +3,12 @@
 
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx \
         [--task instance|panoptic|semantic] [--img-size H W] [--opset 17] \
-        [--no-topk] [--verify] [--cfg-options KEY=VALUE ...]
+        [--verify] [--cfg-options KEY=VALUE ...]
 
 CHECKPOINT ``none`` exports randomly initialised weights (for benchmarks).
 The graph maps a ``(1, 3, H, W)`` normalised, zero-padded image to
-``cls_logits``, ``mask_logits`` and ``boxes`` (plus the instance top-k for
-instance models); see docs/deployment.md.
+``cls_logits``, ``mask_logits`` and ``boxes``; post-processing is the fusion
+head's (see docs/deployment.md).
 """
 import argparse
 import math
@@ -23,8 +23,7 @@ from mmengine.config import Config, DictAction
 
 import mmmaskdino  # noqa: F401  (registers the modules)
 from mmmaskdino.apis.inference import TASK_FLAGS
-from mmmaskdino.deployment import (OUTPUT_NAMES, MaskDINOOnnxModel,
-                                   build_detector, export_onnx)
+from mmmaskdino.deployment import export_onnx, init_export_model
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -42,9 +41,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "of a landscape image after the config's test Resize, e.g. "
         '800 1344 for COCO)')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset')
-    parser.add_argument(
-        '--no-topk', action='store_true',
-        help='do not append the instance top-k outputs')
     parser.add_argument(
         '--verify', action='store_true',
         help='compare ONNX Runtime with PyTorch on a random input')
@@ -76,9 +72,8 @@ def verify(model: torch.nn.Module, onnx_file: str,
         1, 3, *img_size, generator=torch.Generator().manual_seed(0))
     session = ort.InferenceSession(onnx_file,
                                    providers=['CPUExecutionProvider'])
-    with_topk = len(session.get_outputs()) > len(OUTPUT_NAMES)
     with torch.no_grad():
-        expected = MaskDINOOnnxModel(model, with_topk)(inputs)
+        expected = model._forward(inputs)
     actual = session.run(None, {'input': inputs.numpy()})
     return {
         out.name: float(np.abs(e.numpy() - a).max())
@@ -93,21 +88,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         cfg.merge_from_dict(args.cfg_options)
     checkpoint = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
-    model = build_detector(cfg, checkpoint, args.task)
+    model = init_export_model(cfg, checkpoint, args.task)
     img_size = tuple(args.img_size or default_img_size(cfg))
     start = time.perf_counter()
-    metadata = export_onnx(
-        model,
-        args.out,
-        img_size,
-        opset=args.opset,
-        with_topk=False if args.no_topk else None)
+    export_onnx(model, args.out, img_size, opset=args.opset)
     seconds = time.perf_counter() - start
     size_mb = osp.getsize(args.out) / 2**20
     print(f'exported {args.out} ({size_mb:.1f} MiB) in {seconds:.1f} s: '
           f'input (1, 3, {img_size[0]}, {img_size[1]})'
-          f', opset {args.opset}, '
-          f'top-k outputs: {metadata["with_topk"]}')
+          f', opset {args.opset}')
     if args.verify:
         diffs = verify(model, args.out, img_size)
         print('max |ONNX Runtime - PyTorch|: ' + ', '.join(

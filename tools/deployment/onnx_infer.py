@@ -4,9 +4,11 @@
     python tools/deployment/onnx_infer.py MODEL.onnx CONFIG IMAGE_OR_FOLDER \
         [--out-dir outputs] [--score-thr 0.3] [--threads N]
 
-Pre- and post-processing run in NumPy (``mmmaskdino.deployment``); the
+ONNX Runtime runs the network; the pipeline, data preprocessor and
+post-processing are the PyTorch model's (``mmmaskdino.deployment``), and the
 drawing is MMDetection's ``DetLocalVisualizer``, as in the PyTorch demo
-(``mmmaskdino.apis``). Writes ``OUT_DIR/vis/<stem>.png`` per image.
+(``mmmaskdino.apis``). Writes ``OUT_DIR/vis/<stem>.png`` per image and prints
+the latency of each image and the images per second of the folder.
 """
 import argparse
 import os
@@ -23,7 +25,7 @@ import mmmaskdino  # noqa: F401  (registers the modules)
 from mmmaskdino.apis.inference import (DEFAULT_SCORE_THR,
                                        dataset_meta_from_config,
                                        drawable_prediction)
-from mmmaskdino.deployment import OnnxMaskDINO, results_to_data_sample
+from mmmaskdino.deployment import OnnxMaskDINO
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -54,12 +56,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     files, _ = get_file_list(args.inputs)
     vis_dir = osp.join(args.out_dir, 'vis')
     os.makedirs(vis_dir, exist_ok=True)
+    total = 0.0
     for path in files:
         start = time.perf_counter()
-        results, img_meta = model(path)
+        (result, ) = model(path)
         seconds = time.perf_counter() - start
-        sample = drawable_prediction(
-            results_to_data_sample(results, img_meta), num_classes)
+        total += seconds
+        if 'pred_instances' in result:
+            instances = result.pred_instances
+            result.pred_instances = instances[
+                instances.scores > args.score_thr]
+        sample = drawable_prediction(result, num_classes)
         visualizer.add_datasample(
             'onnx',
             mmcv.imread(path, channel_order='rgb'),
@@ -70,6 +77,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             vis_dir, osp.splitext(osp.basename(path))[0] + '.png')
         mmcv.imwrite(mmcv.rgb2bgr(visualizer.get_image()), out_file)
         print(f'{path}: {seconds * 1000:.0f} ms -> {out_file}')
+    if files:
+        print(f'{len(files)} images in {total:.2f} s: '
+              f'{len(files) / total:.2f} images/s (inference, without drawing)')
 
 
 if __name__ == '__main__':

@@ -1,11 +1,15 @@
 # Mask DINO, ResNet-50, 4 feature levels (3 backbone + 1 down-sampled), COCO
 # instance segmentation defaults. Mirrors the official
-# `maskdino_R50_bs16_50ep_3s_dowsample1_2048.yaml`. The class count is set in
-# `panoptic_head` only; the head and detector fill it in everywhere else.
+# `maskdino_R50_bs16_50ep_3s_dowsample1_2048.yaml`. The class counts are set in
+# `panoptic_head` only, and whether the class head has a "no object" logit
+# follows from `criterion.loss_cls` only (sigmoid focal here, softmax CE in the
+# semantic configs); the head and detector fill them in everywhere else.
 model = dict(
     type='MaskDINO',
+    # DetDataPreprocessor that also pads masks in batches mixing images with
+    # and without masks
     data_preprocessor=dict(
-        type='DetDataPreprocessor',
+        type='MaskDINODataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
@@ -56,7 +60,6 @@ model = dict(
             two_stage=True,
             initialize_box_type='mask2box',
             initial_pred=True,
-            semantic_ce=False,
             denoising=dict(dn_num=100, noise_scale=0.4)),
         # The official costs and loss weights (MaskDINO's COST_* and *_WEIGHT:
         # class 4, mask 5, dice 5, box 5, GIoU 2), for every prediction set.
@@ -113,6 +116,5 @@ model = dict(
         object_mask_thr=0.25,
         iou_thr=0.8,
         pano_temperature=0.06,
-        pano_transform_eval=True,
-        semantic_ce=False),
+        pano_transform_eval=True),
     init_cfg=None)

@@ -3,7 +3,6 @@
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_xyxy_to_cxcywh
@@ -13,17 +12,22 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..utils import fill_derived, uses_softmax_classes
+
 
 @MODELS.register_module()
 class MaskDINOHead(BaseModule):
     """Ties Mask DINO's pixel decoder, decoder and criterion together.
 
     This head holds no math of its own: it turns data samples into the
-    normalised targets of the official code (reference section 4.6), runs
-    ``pixel_decoder`` then ``predictor`` and hands the outputs to the
-    criterion (training) or returns the final predictions (inference).
-    The class count is set once here and filled into the predictor and the
-    criterion.
+    normalised targets of the official code (``MaskDINO.prepare_targets`` in
+    ``maskdino/maskdino.py``), runs ``pixel_decoder`` then ``predictor`` and
+    hands the outputs to the criterion (training) or returns the final
+    predictions (inference). The class counts are set once here and filled
+    into the predictor and the criterion, as is ``semantic_ce`` (a class head
+    with a "no object" logit), which follows from
+    ``criterion.loss_cls.use_sigmoid`` (see
+    :mod:`mmmaskdino.models.utils.derived_settings`).
 
     Args:
         num_things_classes (int): Number of thing classes (contiguous ids
@@ -55,10 +59,19 @@ class MaskDINOHead(BaseModule):
         self.test_cfg = test_cfg
 
         self.pixel_decoder = MODELS.build(pixel_decoder)
-        predictor = dict(predictor, num_classes=self.num_classes)
-        self.predictor = MODELS.build(predictor)
-        criterion = dict(criterion, num_classes=self.num_classes)
-        self.criterion = MODELS.build(criterion)
+        self.semantic_ce = uses_softmax_classes(criterion)
+        self.predictor = MODELS.build(
+            fill_derived(
+                predictor,
+                'panoptic_head (class counts, criterion.loss_cls)',
+                num_classes=self.num_classes,
+                semantic_ce=self.semantic_ce))
+        self.criterion = MODELS.build(
+            fill_derived(
+                criterion,
+                'panoptic_head (class counts)',
+                num_classes=self.num_classes,
+                num_things_classes=num_things_classes))
 
     def forward(self,
                 x: Sequence[Tensor],
@@ -91,7 +104,7 @@ class MaskDINOHead(BaseModule):
         """Compute all Mask DINO losses (matching, auxiliary, interm, DN)."""
         targets = self.get_targets(batch_data_samples, x[0].device)
         mask_features, multi_scale_features = self.pixel_decoder(x)
-        dn = self.predictor.denoising(targets, self.predictor.num_queries)
+        dn = self.predictor.denoising_queries(targets)
         outputs, dn_outputs = self.predictor(multi_scale_features,
                                              mask_features, dn)
         dn_meta = None if dn is None else dn['dn_meta']
@@ -110,15 +123,17 @@ class MaskDINOHead(BaseModule):
         Things come from ``gt_instances``; stuff classes present in
         ``gt_sem_seg`` (panoptic and semantic data) become one target each,
         with a box around the mask (x_last + 1, as detectron2's BitMasks).
-        Images without boxes (semantic data, no objects) are normal: their
-        empty tensors are created on ``device`` too.
+        Masks and label maps arrive padded to ``batch_input_shape`` by the
+        data preprocessor (``pad_mask``, ``pad_seg``). Images without boxes
+        (semantic data, no objects) are normal: their empty tensors are
+        created on ``device`` too.
 
         Returns:
             InstanceData: ``labels (n,)``, ``bboxes (n, 4)`` normalised cxcywh
             relative to the padded input, and ``masks (n, H_pad, W_pad)``
             float, absent when the image has boxes but no masks.
         """
-        pad_h, pad_w = data_sample.metainfo['batch_input_shape']
+        pad_shape = tuple(data_sample.metainfo['batch_input_shape'])
         gt = data_sample.gt_instances
         labels = gt.labels.to(device) if 'labels' in gt else torch.zeros(
             0, dtype=torch.long, device=device)
@@ -128,25 +143,40 @@ class MaskDINOHead(BaseModule):
             boxes = boxes.tensor
         boxes = boxes.to(device)
         self._check_labels(labels, data_sample)
-        has_masks = 'masks' in gt or 'gt_sem_seg' in data_sample
         masks = None
-        if has_masks:
-            masks = (self._pad_masks(gt.masks, pad_h, pad_w, device)
-                     if 'masks' in gt else torch.zeros(
-                         0, pad_h, pad_w, dtype=torch.bool, device=device))
+        if 'masks' in gt:
+            masks = gt.masks.to_tensor(dtype=torch.bool, device=device)
+            self._check_padded(masks, pad_shape, 'GT masks', 'pad_mask',
+                               data_sample)
+        elif 'gt_sem_seg' in data_sample:
+            masks = torch.zeros(
+                0, *pad_shape, dtype=torch.bool, device=device)
         if 'gt_sem_seg' in data_sample and self.num_stuff_classes > 0:
-            stuff_labels, stuff_masks = self._stuff_targets(
-                data_sample.gt_sem_seg.sem_seg.to(device), pad_h, pad_w)
+            sem_seg = data_sample.gt_sem_seg.sem_seg.to(device)
+            self._check_padded(sem_seg, pad_shape, 'gt_sem_seg', 'pad_seg',
+                               data_sample)
+            stuff_labels, stuff_masks = self._stuff_targets(sem_seg[0])
             labels = torch.cat([labels, stuff_labels])
             masks = torch.cat([masks, stuff_masks])
             boxes = torch.cat([boxes, mask2bbox(stuff_masks).to(boxes)])
-        factor = boxes.new_tensor([pad_w, pad_h, pad_w, pad_h])
+        factor = boxes.new_tensor(pad_shape[::-1] * 2)
         targets = InstanceData(
             labels=labels.long(),
             bboxes=bbox_xyxy_to_cxcywh(boxes.float()) / factor)
         if masks is not None:
             targets.masks = masks.float()
         return targets
+
+    @staticmethod
+    def _check_padded(maps: Tensor, pad_shape: tuple, name: str,
+                      switch: str, data_sample) -> None:
+        """Fail clearly on masks or label maps not padded to the batch."""
+        if tuple(maps.shape[-2:]) != pad_shape:
+            raise ValueError(
+                f'{name} of image {data_sample.metainfo.get("img_path", "?")}'
+                f' are {tuple(maps.shape[-2:])}, the padded batch input is '
+                f'{pad_shape}: the data preprocessor must pad them '
+                f'(model.data_preprocessor.{switch}=True)')
 
     def _check_labels(self, labels: Tensor, data_sample) -> None:
         """Fail clearly on GT labels outside ``[0, num_classes)``."""
@@ -159,29 +189,15 @@ class MaskDINOHead(BaseModule):
                 f'(labels must be in [0, {self.num_classes - 1}]); check '
                 'the dataset classes against the model config')
 
-    @staticmethod
-    def _pad_masks(masks, pad_h: int, pad_w: int, device) -> Tensor:
-        """BitmapMasks/PolygonMasks -> bool tensor ``(n, pad_h, pad_w)``."""
-        tensor = masks.to_tensor(dtype=torch.bool, device=device)
-        h, w = tensor.shape[-2:]
-        if h > pad_h or w > pad_w:
-            raise ValueError(f'GT masks of size {(h, w)} are larger than the '
-                             f'padded batch input {(pad_h, pad_w)}')
-        return F.pad(tensor, (0, pad_w - w, 0, pad_h - h))
-
-    def _stuff_targets(self, sem_seg: Tensor, pad_h: int,
-                       pad_w: int) -> Tuple[Tensor, Tensor]:
+    def _stuff_targets(self, sem_seg: Tensor) -> Tuple[Tensor, Tensor]:
         """One target per stuff class present in a label map.
 
         Args:
-            sem_seg (Tensor): ``(1, h, w)`` class ids, 255 = ignore.
+            sem_seg (Tensor): ``(H_pad, W_pad)`` class ids, 255 = ignore.
 
         Returns:
-            tuple: ``labels (s,)`` and bool ``masks (s, pad_h, pad_w)``.
+            tuple: ``labels (s,)`` and bool ``masks (s, H_pad, W_pad)``.
         """
-        sem_seg = sem_seg[0]
-        h, w = sem_seg.shape
-        sem_seg = F.pad(sem_seg, (0, pad_w - w, 0, pad_h - h), value=255)
         present = torch.unique(sem_seg)
         is_stuff = (present >= self.num_things_classes) & (
             present < self.num_classes)

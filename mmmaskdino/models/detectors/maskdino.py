@@ -11,6 +11,29 @@ from torch import Tensor
 
 from mmmaskdino.utils.checkpoint_conversion import prepare_state_dict
 
+from ..utils import fill_derived, uses_softmax_classes
+
+
+def fusion_head_config(panoptic_head: ConfigType,
+                       panoptic_fusion_head: ConfigType) -> ConfigDict:
+    """``panoptic_fusion_head`` with the settings of ``panoptic_head`` filled
+    in: the class counts and ``semantic_ce`` (from
+    ``criterion.loss_cls``).
+
+    Args:
+        panoptic_head (dict): Config of :class:`MaskDINOHead`.
+        panoptic_fusion_head (dict): Config of :class:`MaskDINOFusionHead`.
+
+    Returns:
+        ConfigDict: The fusion head's config.
+    """
+    return fill_derived(
+        panoptic_fusion_head,
+        'panoptic_head (class counts, criterion.loss_cls)',
+        num_things_classes=panoptic_head['num_things_classes'],
+        num_stuff_classes=panoptic_head['num_stuff_classes'],
+        semantic_ce=uses_softmax_classes(panoptic_head['criterion']))
+
 
 @MODELS.register_module()
 class MaskDINO(MaskFormer):
@@ -26,7 +49,8 @@ class MaskDINO(MaskFormer):
 
     Unlike :class:`MaskFormer`, the head returns predicted boxes as well, and
     semantic results are supported. The class counts are written once, in
-    ``panoptic_head``, and copied into ``panoptic_fusion_head``.
+    ``panoptic_head``, and filled into ``panoptic_fusion_head`` with
+    ``semantic_ce`` (see :func:`fusion_head_config`).
     """
 
     def __init__(self,
@@ -38,15 +62,12 @@ class MaskDINO(MaskFormer):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        panoptic_fusion_head = ConfigDict(
-            panoptic_fusion_head,
-            num_things_classes=panoptic_head['num_things_classes'],
-            num_stuff_classes=panoptic_head['num_stuff_classes'])
         super().__init__(
             backbone=backbone,
             neck=neck,
             panoptic_head=ConfigDict(panoptic_head),
-            panoptic_fusion_head=panoptic_fusion_head,
+            panoptic_fusion_head=fusion_head_config(panoptic_head,
+                                                    panoptic_fusion_head),
             train_cfg=train_cfg,
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
@@ -86,9 +107,11 @@ class MaskDINO(MaskFormer):
             mask_cls, mask_pred, mask_box, batch_data_samples, rescale=rescale)
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
-    def add_pred_to_datasample(self, data_samples: SampleList,
+    @staticmethod
+    def add_pred_to_datasample(data_samples: SampleList,
                                results_list: List[dict]) -> SampleList:
-        """Store instance, panoptic and semantic results in the samples."""
+        """Store instance, panoptic and semantic results in the samples (also
+        used by :class:`mmmaskdino.deployment.OnnxMaskDINO`)."""
         for data_sample, results in zip(data_samples, results_list):
             if 'pan_results' in results:
                 data_sample.pred_panoptic_seg = results['pan_results']

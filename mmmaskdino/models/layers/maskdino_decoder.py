@@ -8,6 +8,7 @@ from mmdet.models.layers import MLP
 from mmdet.registry import MODELS
 from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.model import BaseModule, constant_init
+from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from .box_ops import (MASK_BOX_TYPES, gen_encoder_output_proposals,
@@ -212,9 +213,8 @@ class MaskDINODecoder(BaseModule):
             mask_features (Tensor): ``(bs, mask_dim, h4, w4)``.
 
         Returns:
-            dict: ``query (bs, Q, D)``, ``refpoint_logits (bs, Q, 4)`` and, for two-stage selection
-            (else None), ``interm_outputs`` (prediction set), ``enc_class_logits (bs, num_tokens, K)``,
-            ``topk_indices (bs, Q)``.
+            dict: ``query (bs, Q, D)``, ``refpoint_logits (bs, Q, 4)`` and ``interm_outputs`` (the
+            prediction set of the selected encoder tokens; None without two-stage selection).
         """
         if self.two_stage:
             return self._select_encoder_queries(memory, spatial_shapes,
@@ -223,9 +223,7 @@ class MaskDINODecoder(BaseModule):
         return dict(
             query=self.query_feat.weight[None].repeat(bs, 1, 1),
             refpoint_logits=self.query_embed.weight[None].repeat(bs, 1, 1),
-            interm_outputs=None,
-            enc_class_logits=None,
-            topk_indices=None)
+            interm_outputs=None)
 
     def _select_encoder_queries(self, memory: Tensor, spatial_shapes: Tensor,
                                 mask_features: Tensor) -> dict:
@@ -263,9 +261,7 @@ class MaskDINODecoder(BaseModule):
         return dict(
             query=query_undetach.detach(),
             refpoint_logits=refpoint_logits,
-            interm_outputs=interm_outputs,
-            enc_class_logits=enc_class_logits,
-            topk_indices=topk_indices)
+            interm_outputs=interm_outputs)
 
     @staticmethod
     def add_denoising_queries(
@@ -325,8 +321,7 @@ class MaskDINODecoder(BaseModule):
 
         Returns:
             dict: lists ``class_logits``, ``masks`` (entries may be None), ``boxes`` with one entry per
-            prediction set (initial first if ``initial_pred``), plus the decoder's ``hidden_states``
-            (L tensors ``(bs, nq, D)``) and ``references`` (L + 1 tensors ``(bs, nq, 4)``).
+            prediction set (initial first if ``initial_pred``).
         """
         class_logits, masks = [], []
         if self.initial_pred:
@@ -354,9 +349,7 @@ class MaskDINODecoder(BaseModule):
             class_logits=class_logits,
             masks=masks,
             boxes=self.predict_boxes(references, hidden_states,
-                                     refpoint_logits),
-            hidden_states=hidden_states,
-            references=references)
+                                     refpoint_logits))
 
     def predict_boxes(self, references: List[Tensor],
                       hidden_states: List[Tensor],
@@ -394,10 +387,37 @@ class MaskDINODecoder(BaseModule):
                                             predictions['masks'])
         ]
 
+    def dn_aux_indices(self) -> List[int]:
+        """Auxiliary prediction sets whose denoising queries are supervised.
+
+        Aux set ``i`` is the ``i``-th prediction set before the last (the
+        initial prediction first if ``initial_pred``). With learned queries
+        (no two-stage selection) set 0 of the DN queries is not supervised,
+        as in the official ``SetCriterion.forward``
+        (``maskdino/modeling/criterion.py``: ``start = 0 if 'interm_outputs'
+        in outputs else 1``).
+
+        Returns:
+            list[int]: Indices into ``aux_outputs``.
+        """
+        num_sets = int(self.initial_pred) + self.num_layers
+        return list(range(0 if self.two_stage else 1, num_sets - 1))
+
+    def denoising_queries(self,
+                          batch_gt_instances: List[InstanceData]) -> Optional[dict]:
+        """Noised GT queries for a training step (see :meth:`forward`), or None without denoising or
+        when :class:`MaskDINODenoising` skips the batch (no GT, or more GT than ``dn_num``)."""
+        if self.denoising is None:
+            return None
+        return self.denoising(batch_gt_instances, self.num_queries)
+
     def format_outputs(self, predictions: dict,
                        interm_outputs: Optional[dict],
                        dn: Optional[dict]) -> Tuple[dict, Optional[dict]]:
-        """Split off the P denoising queries and build the output dicts (reference §2.6).
+        """Split off the P denoising queries and build the output dicts.
+
+        As the official ``MaskDINODecoder.dn_post_process``
+        (``maskdino/modeling/transformer_decoder/maskdino_decoder.py``).
 
         Args:
             predictions (dict): output of :meth:`forward_decoder`.
@@ -405,8 +425,10 @@ class MaskDINODecoder(BaseModule):
             dn (dict, optional): see :meth:`forward`.
 
         Returns:
-            tuple[dict, dict | None]: ``outputs`` and ``dn_outputs`` as documented in
-            ``docs/architecture.md``.
+            tuple[dict, dict | None]: ``outputs`` (final matching set, ``aux_outputs``,
+            ``interm_outputs``) and, in training with denoising, ``dn_outputs``: ``aux_indices``
+            (:meth:`dn_aux_indices`, the supervised sets) and, unless the batch skipped denoising,
+            the final DN set and ``aux_outputs`` (the supervised aux DN sets); None otherwise.
         """
         pad_size = 0 if dn is None else int(dn['dn_meta']['pad_size'])
         matching_sets = self._slice_sets(predictions, slice(pad_size, None))
@@ -414,11 +436,16 @@ class MaskDINODecoder(BaseModule):
             **matching_sets[-1],
             aux_outputs=matching_sets[:-1],
             interm_outputs=interm_outputs)
-        if dn is not None:
-            dn_sets = self._slice_sets(predictions, slice(0, pad_size))
-            return outputs, dict(**dn_sets[-1], aux_outputs=dn_sets[:-1])
-        if self.training and self.denoising is not None:
+        if not self.training or self.denoising is None:
+            return outputs, None
+        aux_indices = self.dn_aux_indices()
+        if dn is None:
             # Keeps ``label_enc`` in the graph when DN is skipped (needed by DDP).
             outputs['pred_logits'] = outputs['pred_logits'] + \
                 0.0 * self.denoising.label_enc.weight.sum()
-        return outputs, None
+            return outputs, dict(aux_indices=aux_indices)
+        dn_sets = self._slice_sets(predictions, slice(0, pad_size))
+        return outputs, dict(
+            **dn_sets[-1],
+            aux_outputs=[dn_sets[i] for i in aux_indices],
+            aux_indices=aux_indices)

@@ -86,13 +86,11 @@ class MaskDINOLoss(BaseModule):
         num_points (int): Points per mask in matching and loss. Defaults to 12544.
         oversample_ratio (float): Oversampling of the uncertainty point sampling. Defaults to 3.0.
         importance_sample_ratio (float): Share of uncertain points. Defaults to 0.75.
-        num_things_classes (int, optional): Labels below it are things. Needed only with
-            ``decouple_stuff_boxes``.
+        num_things_classes (int, optional): Labels below it are things (filled in by
+            :class:`MaskDINOHead`). Needed only with ``decouple_stuff_boxes``.
         decouple_stuff_boxes (bool): Leave stuff GT (``label >= num_things_classes``) out of the box
             costs and the box losses (official ``panoptic_on`` / ``PANO_BOX_LOSS``; the normaliser still
             counts them). Defaults to False (official HEAD behaviour).
-        with_dn (bool): Whether the decoder trains with denoising; then ``dn_*`` keys are always
-            produced in training (zero when DN was skipped). Defaults to True.
         no_object_weight (float): Weight of the "no object" class of a
             softmax ``loss_cls`` given without ``class_weight`` (which then
             becomes ``[1] * C + [no_object_weight]``). Defaults to 0.1.
@@ -124,7 +122,6 @@ class MaskDINOLoss(BaseModule):
                  importance_sample_ratio: float = 0.75,
                  num_things_classes: Optional[int] = None,
                  decouple_stuff_boxes: bool = False,
-                 with_dn: bool = True,
                  no_object_weight: float = 0.1,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -148,7 +145,6 @@ class MaskDINOLoss(BaseModule):
         self.importance_sample_ratio = importance_sample_ratio
         self.num_things_classes = num_things_classes
         self.decouple_stuff_boxes = decouple_stuff_boxes
-        self.with_dn = with_dn
 
     def forward(self, outputs: dict, dn_outputs: Optional[dict],
                 dn_meta: Optional[dict],
@@ -159,8 +155,12 @@ class MaskDINOLoss(BaseModule):
             outputs (dict): Final prediction set (``pred_logits (bs, Q, K)``, ``pred_boxes (bs, Q, 4)``,
                 ``pred_masks (bs, Q, h, w)``) plus ``aux_outputs`` (list of sets) and
                 ``interm_outputs`` (set or None).
-            dn_outputs (dict, optional): The same for the ``P`` DN queries (no ``interm_outputs``).
-            dn_meta (dict, optional): ``pad_size``, ``num_groups``, ``single_pad``.
+            dn_outputs (dict, optional): The decoder's denoising outputs: ``aux_indices`` (the
+                supervised aux sets, named ``d{i}.dn_*``) and, unless the batch skipped denoising, the
+                final set of the ``P`` DN queries and their supervised ``aux_outputs``. None without
+                denoising.
+            dn_meta (dict, optional): ``pad_size``, ``num_groups``, ``single_pad``; None when the batch
+                skipped denoising (the DN terms are then zero).
             batch_gt_instances (list[InstanceData]): Per image ``labels (n,)``, ``bboxes (n, 4)``
                 normalised cxcywh and, unless box-only, ``masks (n, H, W)`` float.
 
@@ -185,20 +185,27 @@ class MaskDINOLoss(BaseModule):
                                            num_gts, num_gt_masks)
             losses.update({prefix + k: v for k, v in set_losses.items()})
 
-        # DN aux index 0 is the initial prediction; it is supervised only with two-stage selection.
-        dn_aux_start = 0 if interm_outputs is not None else 1
-        dn_prefixes = ['dn_'] + [f'd{i}.dn_' for i in range(dn_aux_start, len(aux_outputs))]
         if dn_outputs is not None:
-            assignment = self._dn_assignment(batch_gt_instances, dn_meta)
-            groups = dn_meta['num_groups']
-            dn_sets = [dn_outputs] + dn_outputs['aux_outputs'][dn_aux_start:]
-            for prefix, preds in zip(dn_prefixes, dn_sets):
-                set_losses = self._loss_single(preds, batch_gt_instances, assignment,
-                                               num_gts * groups, num_gt_masks * groups)
-                losses.update({prefix + k: v for k, v in set_losses.items()})
-        elif self.with_dn and self.training:
+            losses.update(self._dn_losses(outputs, dn_outputs, dn_meta, batch_gt_instances,
+                                          num_gts, num_gt_masks))
+        return losses
+
+    def _dn_losses(self, outputs: dict, dn_outputs: dict, dn_meta: Optional[dict],
+                   batch_gt_instances: List[InstanceData], num_gts: float,
+                   num_gt_masks: float) -> Dict[str, Tensor]:
+        """``dn_loss_*`` and ``d{i}.dn_loss_*`` of the sets the decoder supervises; zeros (same keys)
+        when the batch skipped denoising."""
+        prefixes = ['dn_'] + [f'd{i}.dn_' for i in dn_outputs['aux_indices']]
+        if dn_meta is None:
             zero = outputs['pred_logits'].sum() * 0.0
-            losses.update({p + k: zero for p in dn_prefixes for k in LOSS_NAMES})
+            return {p + k: zero for p in prefixes for k in LOSS_NAMES}
+        assignment = self._dn_assignment(batch_gt_instances, dn_meta)
+        groups = dn_meta['num_groups']
+        losses = {}
+        for prefix, preds in zip(prefixes, [dn_outputs] + dn_outputs['aux_outputs']):
+            set_losses = self._loss_single(preds, batch_gt_instances, assignment,
+                                           num_gts * groups, num_gt_masks * groups)
+            losses.update({prefix + k: v for k, v in set_losses.items()})
         return losses
 
     @staticmethod

@@ -24,14 +24,17 @@ TEST_CFG_DEFAULTS = dict(
     max_per_image=100,
     pano_temperature=0.06,
     pano_transform_eval=True,
-    semantic_ce=False,
     focus_on_box=False,
     sem_seg_postprocess_before_inference=False)
 
 
 @MODELS.register_module()
 class MaskDINOFusionHead(MaskFormerFusionHead):
-    """Post-processing of Mask DINO predictions (reference §5).
+    """Post-processing of Mask DINO predictions.
+
+    The official ``MaskDINO.instance_inference``, ``panoptic_inference`` and
+    ``semantic_inference`` (``maskdino/maskdino.py``), on mmdet's data
+    structures.
 
     It differs from :class:`MaskFormerFusionHead`, whose classifier is a
     softmax with a background logit, in the following ways:
@@ -53,18 +56,29 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
     ``test_cfg`` keys (defaults in ``TEST_CFG_DEFAULTS``): ``panoptic_on``,
     ``instance_on``, ``semantic_on``, ``object_mask_thr``, ``iou_thr``,
     ``max_per_image``, ``pano_temperature``, ``pano_transform_eval``,
-    ``semantic_ce`` (the class head has ``C + 1`` outputs and the semantic
-    map uses their softmax without the last one), ``focus_on_box`` (instance
-    scores without mask rescoring) and
+    ``focus_on_box`` (instance scores without mask rescoring) and
     ``sem_seg_postprocess_before_inference``. Mask logits are cropped and
     resized before inference when that key, ``instance_on`` or
     ``panoptic_on`` is set; otherwise the semantic map is computed at the
     padded size and cropped and resized afterwards.
+
+    Args:
+        num_things_classes (int): Thing classes (filled in by
+            :class:`MaskDINO` from its ``panoptic_head``).
+        num_stuff_classes (int): Stuff classes (likewise).
+        semantic_ce (bool, optional): The class head has ``C + 1`` outputs
+            (softmax, "no object" last) and the semantic map uses their
+            softmax without the last one. Filled in by :class:`MaskDINO`
+            from ``criterion.loss_cls``; when None, ``test_cfg.semantic_ce``
+            (default False). A ``test_cfg.semantic_ce`` that contradicts a
+            given value is an error.
+        test_cfg (dict, optional): See above; unknown keys are an error.
     """
 
     def __init__(self,
                  num_things_classes: int = 80,
                  num_stuff_classes: int = 53,
+                 semantic_ce: Optional[bool] = None,
                  test_cfg: OptConfigType = None,
                  loss_panoptic: OptConfigType = None,
                  init_cfg: OptMultiConfig = None,
@@ -76,6 +90,21 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             loss_panoptic=loss_panoptic,
             init_cfg=init_cfg,
             **kwargs)
+        self.test_cfg = ConfigDict(self.test_cfg)
+        cfg_semantic_ce = self.test_cfg.pop('semantic_ce', None)
+        if semantic_ce is None:
+            semantic_ce = bool(cfg_semantic_ce)
+        elif cfg_semantic_ce is not None and cfg_semantic_ce != semantic_ce:
+            raise ValueError(
+                f'test_cfg.semantic_ce={cfg_semantic_ce} contradicts the '
+                f'class loss (semantic_ce={semantic_ce}): remove it from '
+                'test_cfg, it follows from criterion.loss_cls.use_sigmoid')
+        unknown = set(self.test_cfg) - set(TEST_CFG_DEFAULTS)
+        if unknown:
+            raise ValueError(
+                f'unknown test_cfg keys {sorted(unknown)} of '
+                f'MaskDINOFusionHead; known: {sorted(TEST_CFG_DEFAULTS)}')
+        self.semantic_ce = semantic_ce
 
     def _cfg(self, key: str):
         """Value of a ``test_cfg`` key, falling back to its default."""
@@ -130,26 +159,11 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         Returns:
             Tensor: Scores, shape (C, h, w).
         """
-        if self._cfg('semantic_ce'):
+        if self.semantic_ce:
             cls_probs = F.softmax(mask_cls, dim=-1)[:, :-1]
         else:
             cls_probs = self._sharpened_scores(mask_cls)
         return torch.einsum('qc,qhw->chw', cls_probs, mask_pred.sigmoid())
-
-    def semantic_postprocess(self, mask_cls: Tensor,
-                             mask_pred: Tensor) -> PixelData:
-        """Semantic segmentation at the resolution of ``mask_pred``.
-
-        Args:
-            mask_cls (Tensor): Class logits, shape (Q, K).
-            mask_pred (Tensor): Mask logits, shape (Q, h, w).
-
-        Returns:
-            :obj:`PixelData`: ``sem_seg`` (1, h, w) argmax labels and
-            ``seg_logits`` (C, h, w) scores.
-        """
-        return self._to_sem_results(
-            self.semantic_inference(mask_cls, mask_pred))
 
     @staticmethod
     def _to_sem_results(seg_logits: Tensor) -> PixelData:
@@ -394,7 +408,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             ``ins_results`` (:obj:`InstanceData`, see
             :meth:`instance_postprocess`), ``pan_results`` (:obj:`PixelData`,
             see :meth:`panoptic_postprocess`) and ``sem_results``
-            (:obj:`PixelData`, see :meth:`semantic_postprocess`), all at the
+            (:obj:`PixelData`: ``sem_seg`` (1, H0, W0) labels and
+            ``seg_logits`` (C, H0, W0), see :meth:`semantic_inference`), all at the
             output size.
         """
         metas = [getattr(m, 'metainfo', m) for m in batch_img_metas]

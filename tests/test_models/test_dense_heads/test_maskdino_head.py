@@ -46,10 +46,19 @@ def _rect_mask(shape, x0, y0, x1, y1) -> np.ndarray:
 
 
 def test_targets_are_normalised_to_the_padded_input(instance_model):
-    """Boxes become cxcywh / (W_pad, H_pad); masks are zero-padded."""
+    """Boxes become cxcywh / (W_pad, H_pad); masks arrive zero-padded by the
+    data preprocessor (``pad_mask``), which sets ``batch_input_shape``."""
     mask = _rect_mask((48, 56), 8, 4, 24, 20)
-    sample = make_data_sample(
-        np.array([3]), mask, img_shape=(48, 56), batch_input_shape=(64, 64))
+    sample = make_data_sample(np.array([3]), mask, img_shape=(48, 56))
+    with pytest.raises(ValueError, match=r'GT masks .* \(48, 56\), the padded '
+                       r'batch input is \(64, 64\).*pad_mask=True'):
+        sample.set_metainfo(dict(batch_input_shape=(64, 64)))
+        instance_model.panoptic_head.get_targets([sample], torch.device('cpu'))
+    data = instance_model.data_preprocessor(
+        dict(inputs=[torch.zeros(3, 48, 56, dtype=torch.uint8)],
+             data_samples=[sample]), training=True)
+    (sample, ) = data['data_samples']
+    assert sample.batch_input_shape == (64, 64)
     target = instance_model.panoptic_head.get_targets([sample], torch.device('cpu'))[0]
     assert target.labels.tolist() == [3]
     torch.testing.assert_close(target.bboxes,

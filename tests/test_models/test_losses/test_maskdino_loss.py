@@ -77,11 +77,18 @@ def make_outputs(make_set, two_stage: bool = True) -> dict:
     return outputs
 
 
-def make_dn(gts: List[InstanceData], make_set) -> tuple:
+def dn_aux_indices(two_stage: bool = True) -> List[int]:
+    """The supervised DN aux sets, as the decoder states them."""
+    return list(range(0 if two_stage else 1, L))
+
+
+def make_dn(gts: List[InstanceData], make_set, two_stage: bool = True) -> tuple:
     single_pad = max(len(gt) for gt in gts)
     groups = 12 // single_pad
     dn_outputs = make_set(100, single_pad * groups)
-    dn_outputs['aux_outputs'] = [make_set(101 + i, single_pad * groups) for i in range(L)]
+    dn_outputs['aux_indices'] = dn_aux_indices(two_stage)
+    dn_outputs['aux_outputs'] = [make_set(101 + i, single_pad * groups)
+                                 for i in dn_outputs['aux_indices']]
     return dn_outputs, dict(pad_size=single_pad * groups, num_groups=groups, single_pad=single_pad)
 
 
@@ -102,20 +109,19 @@ def test_keys_and_dn_skip(two_stage: bool):
     gts = [make_gt([0, 2, 3], 0), make_gt([1], 1)]
     loss = build_loss()
     outputs = make_outputs(lambda s: random_set(2, Q, s), two_stage)
-    dn_outputs, dn_meta = make_dn(gts, lambda s, n: random_set(2, n, s))
+    dn_outputs, dn_meta = make_dn(gts, lambda s, n: random_set(2, n, s), two_stage)
     losses = loss(outputs, dn_outputs, dn_meta, gts)
     assert set(losses) == expected_keys(two_stage)
     assert len(losses) == (5 * (1 + L + 1) + 5 * (1 + L) if two_stage else 5 * (1 + L) + 5 * L)
     assert all(torch.isfinite(v) and v.item() > 0 for v in losses.values())
 
-    skipped = loss(outputs, None, None, gts)
+    # DN skipped for the batch: the decoder still states the supervised sets
+    skipped = loss(outputs, dict(aux_indices=dn_aux_indices(two_stage)), None, gts)
     assert set(skipped) == expected_keys(two_stage)
     for key in expected_keys(two_stage) - expected_keys(two_stage, with_dn=False):
         assert skipped[key].item() == 0 and skipped[key].requires_grad
-    loss.eval()
+    # no denoising at all (decoder without denoising, or eval)
     assert set(loss(outputs, None, None, gts)) == expected_keys(two_stage, with_dn=False)
-    assert set(build_loss(with_dn=False)(outputs, None, None, gts)) == \
-        expected_keys(two_stage, with_dn=False)
 
 
 def test_default_config_is_official():
@@ -135,7 +141,8 @@ def test_empty_gt_everywhere():
     torch.manual_seed(0)
     gts = [make_gt([], 0), make_gt([], 1)]
     outputs = make_outputs(lambda s: random_set(2, Q, s))
-    losses = build_loss()(outputs, None, None, gts)
+    # no GT: the batch skips denoising
+    losses = build_loss()(outputs, dict(aux_indices=dn_aux_indices()), None, gts)
     assert set(losses) == expected_keys(True)
     for key, value in losses.items():
         assert torch.isfinite(value) and value.requires_grad
@@ -240,7 +247,7 @@ def test_cross_entropy_variant():
     g = torch.Generator().manual_seed(9)
     with torch.no_grad():
         outputs['pred_logits'] += torch.randn(2, Q, C + 1, generator=g)
-    losses = loss(outputs, None, None, gts)
+    losses = loss(outputs, dict(aux_indices=dn_aux_indices(False)), None, gts)
     assert set(losses) == expected_keys(False)
     targets = torch.full((2, Q), C)
     for b in range(2):

@@ -1,0 +1,4 @@
+# Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
+from .derived_settings import fill_derived, uses_softmax_classes
+
+__all__ = ['fill_derived', 'uses_softmax_classes']
