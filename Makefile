@@ -10,7 +10,7 @@ PYTEST_ARGS   ?=
 MAIN_CONFIG   ?= configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py
 MAIN_WORK_DIR ?= work_dirs/main
 
-.PHONY: install data test main clean-data
+.PHONY: install lint data test main clean-data
 
 install: $(STAMP)
 
@@ -35,6 +35,13 @@ $(STAMP): $(VENV)/bin/python requirements/runtime.txt requirements/tests.txt set
 	  os.path.lexists(link) or os.symlink(os.path.abspath('mmmaskdino'), link)"
 	$(PY) -c "import mmmaskdino, mmcv.ops, mmdet.models, mmseg, panopticapi"
 	touch $(STAMP)
+
+# flake8, isort, yapf, codespell, docstring coverage and whitespace checks
+# (.pre-commit-config.yaml, settings in setup.cfg) on every file; they fix
+# what they can and fail when they changed or found something.
+lint: $(VENV)/bin/python
+	$(PIP) install -q -r requirements/lint.txt
+	$(PY) -m pre_commit run --all-files --show-diff-on-failure
 
 data: install
 	$(PY) tools/misc/make_bundled_dataset.py --out data/shapes

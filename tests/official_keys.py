@@ -2,7 +2,8 @@
 """Official (detectron2) Mask DINO state dicts with random values, for the
 checkpoint-conversion tests.
 
-Key names and shapes are written out from reference section 7 (detectron2
+Key names and shapes are written out from the released official checkpoints
+(detectron2
 ResNet, Mask2Former's ``D2SwinTransformer``, the official encoder, decoder and
 criterion), independently of this repository's modules. The aliased tensors
 (box MLP, ``decoder_norm``) share storage, as in a real checkpoint.

@@ -1,6 +1,8 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""Comparisons of post-processed results with the official parity fixtures
-(``../shared/parity/README.md`` section 7)."""
+"""Comparisons of post-processed results with the official ones recorded in
+the parity fixtures (instances, panoptic segments, semantic maps of the
+official ``MaskDINO.instance_inference`` / ``panoptic_inference`` /
+``semantic_inference``)."""
 from typing import List
 
 import torch

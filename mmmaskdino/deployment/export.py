@@ -11,6 +11,7 @@ TorchScript exporter (``torch.onnx.export(..., dynamo=False)``); on CPU
 tensors mmcv's ``MultiScaleDeformableAttention`` runs its pure-PyTorch
 sampling path, which exports through ``GridSample`` (opset >= 16).
 """
+import copy
 import json
 import warnings
 from typing import Dict, Optional, Sequence, Union
@@ -45,14 +46,13 @@ def init_export_model(config: Union[str, Config],
     Returns:
         nn.Module: The detector in eval mode.
     """
-    cfg = Config.fromfile(config) if isinstance(config, str) else config.copy()
+    cfg = Config.fromfile(config) if isinstance(config, str) else \
+        copy.deepcopy(config)
     if task is not None:
         cfg.model.test_cfg.update(TASK_FLAGS[task])
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='.*COCO classes by default')
-        model = init_detector(cfg, checkpoint, device='cpu')
+    model = init_detector(cfg, checkpoint, device='cpu')
     if checkpoint is None:
+        torch.manual_seed(0)
         model.init_weights()
     return model.eval()
 
@@ -73,7 +73,8 @@ def export_onnx(detector: nn.Module,
 
     Returns:
         dict: The metadata stored in the file under ``'mmmaskdino'``: the
-        input size and the fusion head's ``test_cfg``.
+        input size, the width ``K`` of the class logits and the fusion
+        head's ``test_cfg``.
     """
     if opset < MIN_OPSET:
         raise ValueError(f'opset {opset} < {MIN_OPSET}: GridSample (the '
@@ -97,6 +98,7 @@ def export_onnx(detector: nn.Module,
             dynamo=False)
     metadata = dict(
         img_size=list(img_size),
+        num_logits=detector.panoptic_head.predictor.class_embed.out_features,
         test_cfg=dict(detector.panoptic_fusion_head.test_cfg))
     model = onnx.load(out_file)
     entry = model.metadata_props.add()

@@ -64,19 +64,38 @@ class OnnxMaskDINO:
                                       cfg.model.panoptic_fusion_head)
         head_cfg.test_cfg = self.metadata['test_cfg']
         self.fusion_head = MODELS.build(head_cfg)
+        num_logits = self.fusion_head.num_classes + int(
+            self.fusion_head.semantic_ce)
+        if num_logits != self.metadata['num_logits']:
+            raise ValueError(
+                f'{onnx_file} outputs {self.metadata["num_logits"]} class '
+                f'logits, but its config gives {num_logits} (classes and '
+                'class loss): pass the config the graph was exported from')
 
-    @staticmethod
-    def _build_pipeline(cfg: Config) -> tuple:
+    def _build_pipeline(self, cfg: Config) -> tuple:
         """The config's test pipeline before ``PackDetInputs`` (loading
-        through ``mmdet.InferencerLoader``, no annotations) and the packer."""
-        transforms = []
+        through ``mmdet.InferencerLoader``, no annotations) and the packer.
+
+        Also notes the backend of the pipeline's ``Resize`` for
+        :meth:`_fit_to_graph`.
+        """
+        transforms, pack = [], None
+        self.resize_backend = 'cv2'
         for transform in copy.deepcopy(cfg.test_dataloader.dataset.pipeline):
-            if transform['type'] in DROPPED_TRANSFORMS:
+            kind = transform['type'].split('.')[-1]
+            if kind in DROPPED_TRANSFORMS:
                 continue
-            if transform['type'] == 'LoadImageFromFile':
+            if kind == 'PackDetInputs':
+                pack = transform
+                continue
+            if kind == 'LoadImageFromFile':
                 transform['type'] = 'mmdet.InferencerLoader'
+            if 'Resize' in kind:
+                self.resize_backend = transform.get('backend', 'cv2')
             transforms.append(transform)
-        *transforms, pack = transforms
+        if pack is None:
+            raise ValueError('the test pipeline of the config has no '
+                             'PackDetInputs')
         return Compose(transforms), TRANSFORMS.build(pack)
 
     def _fit_to_graph(self, results: dict) -> dict:
@@ -87,7 +106,8 @@ class OnnxMaskDINO:
         if h <= height and w <= width:
             return results
         scale = min(height / h, width / w)
-        results['img'] = mmcv.imrescale(results['img'], scale)
+        results['img'] = mmcv.imrescale(
+            results['img'], scale, backend=self.resize_backend)
         results['img_shape'] = results['img'].shape[:2]
         if 'scale_factor' in results:
             results['scale_factor'] = tuple(

@@ -4,7 +4,7 @@
 An official checkpoint is ``{'model': OrderedDict(...), ...}`` whose keys are
 ``backbone.*`` (detectron2 ResNet or Mask2Former's ``D2SwinTransformer``),
 ``sem_seg_head.pixel_decoder.*``, ``sem_seg_head.predictor.*`` and
-``criterion.empty_weight`` (reference section 7). :func:`convert_official_state_dict`
+``criterion.empty_weight`` (the official ``SetCriterion`` buffer). :func:`convert_official_state_dict`
 turns those weights into this repository's ``backbone.*`` / ``panoptic_head.*``
 keys:
 

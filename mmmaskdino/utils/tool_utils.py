@@ -76,6 +76,7 @@ def load_runner_config(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root is not None:
         redirect_data_root(cfg, args.data_root)
+    add_weights_only_checkpoint_hook(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -96,6 +97,17 @@ def load_runner_config(args: argparse.Namespace) -> Config:
         if cfg.launcher == 'pytorch':
             _init_cpu_process_group(cfg)
     return cfg
+
+
+def add_weights_only_checkpoint_hook(cfg: Config) -> None:
+    """Add ``WeightsOnlyCheckpointHook`` to ``cfg.custom_hooks`` unless it is
+    there, so that the checkpoints of any config (stock MMDetection ones
+    too) load under torch >= 2.6's default ``weights_only=True``."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(str(h.get('type', '')).endswith('WeightsOnlyCheckpointHook')
+               for h in hooks):
+        hooks.append(dict(type='mmdet.WeightsOnlyCheckpointHook'))
+    cfg.custom_hooks = hooks
 
 
 def use_fp32_optim_wrapper(cfg: Config) -> bool:

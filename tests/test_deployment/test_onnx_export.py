@@ -158,3 +158,32 @@ def test_onnx_infer_draws_results(exported, tmp_path):
         original = mmcv.imread(str(image))
         assert drawn.shape == original.shape
         assert changed_pixels(drawn, original) > 100
+
+
+def test_images_larger_than_the_graph_are_shrunk_to_fit(exported, tmp_path):
+    """A 96 x 96 graph on 128 x 128 images: the image is shrunk to fit,
+    the results come back at the original size."""
+    onnx_file = tmp_path / 'small.onnx'
+    run_tool('export_onnx.py', str(exported['cfg_file']), 'none',
+             str(onnx_file), '--task', 'instance', '--img-size', '96', '96')
+    model = OnnxMaskDINO(str(onnx_file), exported['cfg'])
+    image = str(exported['images'][0])
+    data = model.preprocess([image])
+    assert data['inputs'].shape == (1, 3, 96, 96)
+    assert max(data['data_samples'][0].img_shape) == 96
+    (result, ) = model(image)
+    height, width = mmcv.imread(image).shape[:2]
+    assert result.pred_instances.masks.shape == (100, height, width)
+    boxes = result.pred_instances.bboxes
+    assert boxes.shape == (100, 4) and boxes.isfinite().all()
+
+
+def test_a_config_that_does_not_fit_the_graph_is_refused(exported,
+                                                         shapes_root):
+    """The semantic config (softmax classes, C + 1 logits) with the instance
+    graph (C logits)."""
+    from tests.test_apis.utils import shapes_config
+    cfg = shapes_config('maskdino_r18-tiny_1xb4-2k_shapes-semantic',
+                        shapes_root)
+    with pytest.raises(ValueError, match='class logits'):
+        OnnxMaskDINO(str(exported['onnx']), cfg)

@@ -82,7 +82,7 @@ def test_mask_gradient_is_zero_for_the_box_only_image(model, batches):
     targets = head.get_targets(data['data_samples'], torch.device('cpu'))
     assert ['masks' in t for t in targets] == [False, True]
     mask_features, multi_scale = head.pixel_decoder(feats)
-    dn = head.predictor.denoising(targets, head.predictor.num_queries)
+    dn = head.predictor.denoising_queries(targets)
     outputs, dn_outputs = head.predictor(multi_scale, mask_features, dn)
     outputs['pred_masks'].retain_grad()
     losses = head.criterion(outputs, dn_outputs,

@@ -58,7 +58,8 @@ def _rank_worker(rank: int, port: int, out_dir: str) -> None:
 
 
 def test_dn_groups_per_process_normaliser_all_reduced(tmp_path):
-    """Reference §2.1 / §4.1: ``dn_num // max #GT`` of the process's own
+    """As the official ``MaskDINODecoder.prepare_for_dn`` and
+    ``SetCriterion.forward``: ``dn_num // max #GT`` of the process's own
     batch (10 // 2 = 5 and 10 // 5 = 2), while ``num_masks`` is the total #GT
     averaged over the processes ((3 + 8) / 2 = 5.5) on every rank (the mask
     normaliser is 1: these box-only GT have no masks, clamped to >= 1)."""

@@ -37,8 +37,8 @@ def _official(spec: OfficialSpec) -> dict:
     return official_state_dict(spec)
 
 
-def test_generator_matches_reference_counts():
-    # reference section 7: 720 keys (265 backbone) for R50 COCO, 714 for ADE
+def test_generator_matches_official_key_counts():
+    # the official R50 checkpoints: 720 keys (265 backbone) for COCO, 714 for ADE
     shapes = official_shapes(R50_INSTANCE)
     assert len(shapes) == 720
     assert sum(k.startswith('backbone.') for k in shapes) == 265

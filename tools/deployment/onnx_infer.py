@@ -62,10 +62,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         (result, ) = model(path)
         seconds = time.perf_counter() - start
         total += seconds
-        if 'pred_instances' in result:
-            instances = result.pred_instances
-            result.pred_instances = instances[
-                instances.scores > args.score_thr]
         sample = drawable_prediction(result, num_classes)
         visualizer.add_datasample(
             'onnx',

@@ -43,8 +43,8 @@ class MaskDINOHead(BaseModule):
     """
 
     def __init__(self,
-                 num_things_classes: int = 80,
-                 num_stuff_classes: int = 53,
+                 num_things_classes: int,
+                 num_stuff_classes: int,
                  pixel_decoder: ConfigType = None,
                  predictor: ConfigType = None,
                  criterion: ConfigType = None,

@@ -97,9 +97,11 @@ def gen_encoder_output_proposals(memory: Tensor,
                                  spatial_shapes: Tensor) -> Tuple[Tensor, Tensor]:
     """Per-token proposals of the two-stage query selection (no padding mask).
 
-    Same algorithm as mmdet's ``DeformableDETR.gen_encoder_output_proposals``, which cannot be reused
-    because it is a method that also applies the detector's ``memory_trans_fc``/``memory_trans_norm`` and
-    clamps the logit. Centre ``((j + 0.5) / W, (i + 0.5) / H)``, size ``0.05 * 2**lvl`` over the
+    The official ``gen_encoder_output_proposals`` (``maskdino/utils/utils.py``) without padding mask.
+    mmdet's ``DeformableDETR.gen_encoder_output_proposals`` computes the same proposals but cannot be
+    reused: it is a method of the detector and ends with the detector's own ``memory_trans_fc`` and
+    ``memory_trans_norm`` layers (Mask DINO's decoder applies its ``enc_output`` and
+    ``enc_output_norm`` to the returned memory instead). Centre ``((j + 0.5) / W, (i + 0.5) / H)``, size ``0.05 * 2**lvl`` over the
     **decoder** memory levels; a proposal is valid iff all four values are strictly inside
     (0.01, 0.99). Valid proposals are returned as unclamped logits ``log(p / (1 - p))``, invalid ones as
     ``+inf``, and the memory of invalid tokens is zeroed.

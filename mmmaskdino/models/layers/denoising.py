@@ -1,5 +1,6 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""DN-DETR-style denoising queries of Mask DINO (reference section 2).
+"""DN-DETR-style denoising queries of Mask DINO (official ``MaskDINODecoder.prepare_for_dn``,
+``maskdino/modeling/transformer_decoder/maskdino_decoder.py``).
 
 mmdet's ``CdnQueryGenerator`` (DINO) cannot be reused: it builds contrastive groups (a positive and a
 negative copy of every GT, ``2 * max #GT`` slots per group), noises boxes in xyxy with a sign/magnitude

@@ -1,5 +1,6 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""Mask DINO transformer decoder (official ``MaskDINODecoder``, reference §1.4)."""
+"""Mask DINO transformer decoder (official ``MaskDINODecoder``,
+``maskdino/modeling/transformer_decoder/maskdino_decoder.py``)."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -132,7 +133,8 @@ class MaskDINODecoder(BaseModule):
         return self.decoder.norm
 
     def init_weights(self) -> None:
-        """Official initialisation (reference §1.6).
+        """Official initialisation (``TransformerDecoder._reset_parameters`` in
+        ``maskdino/modeling/transformer_decoder/dino_decoder.py``, ``MaskDINODecoder.__init__``).
 
         Xavier-uniform on every matrix of the decoder stack followed by the deformable-attention reset,
         a zero last layer of the box MLP, PyTorch defaults elsewhere (no focal prior on the class bias).
@@ -156,12 +158,15 @@ class MaskDINODecoder(BaseModule):
             multi_scale_features (Sequence[Tensor]): ``(bs, D, h_i, w_i)`` pixel-decoder outputs in the
                 official **encoder** order.
             mask_features (Tensor): ``(bs, mask_dim, h4, w4)``.
-            dn (dict, optional): Denoising queries of ``MaskDINODenoising`` (training only): ``query
-                (bs, P, D)``, ``ref_logits (bs, P, 4)``, ``attn_mask (P + Q, P + Q)``, ``dn_meta``.
+            dn (dict, optional): Denoising queries of :meth:`denoising_queries` (training only):
+                ``query (bs, P, D)``, ``ref_logits (bs, P, 4)``, ``attn_mask (P + Q, P + Q)``,
+                ``dn_meta``.
 
         Returns:
             tuple[dict, dict | None]: ``outputs`` (final prediction set + ``aux_outputs`` +
-            ``interm_outputs``) and ``dn_outputs`` (same for the first P queries) or None.
+            ``interm_outputs``) and ``dn_outputs`` (see :meth:`format_outputs`: in training with
+            denoising, ``aux_indices`` and, unless the batch skipped denoising, the prediction sets of
+            the first P queries; None otherwise).
         """
         # Under mixed precision only the decoder layers run in fp32, as
         # officially (MaskDINOTransformerDecoder.forward); query selection and
@@ -186,7 +191,7 @@ class MaskDINODecoder(BaseModule):
         Returns:
             dict: ``memory (bs, num_tokens, D)``, ``spatial_shapes (num_levels, 2)``,
             ``level_start_index (num_levels,)``, ``valid_ratios (bs, num_levels, 2)`` (all ones: no
-            padding mask, reference §10.1).
+            padding mask, as officially).
         """
         assert len(multi_scale_features) == self.num_feature_levels
         feats = list(multi_scale_features)[::-1]
@@ -227,7 +232,7 @@ class MaskDINODecoder(BaseModule):
 
     def _select_encoder_queries(self, memory: Tensor, spatial_shapes: Tensor,
                                 mask_features: Tensor) -> dict:
-        """Two-stage selection: top-Q encoder tokens by max class logit (reference §1.4.2)."""
+        """Two-stage selection: top-Q encoder tokens by max class logit (official ``MaskDINODecoder.forward``)."""
         if memory.shape[1] < self.num_queries:
             raise ValueError(
                 f'num_queries={self.num_queries} is larger than the number '
@@ -267,7 +272,7 @@ class MaskDINODecoder(BaseModule):
     def add_denoising_queries(
             query: Tensor, refpoint_logits: Tensor, dn: Optional[dict]
     ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        """Prepend the P denoising queries (reference §1.4.4).
+        """Prepend the P denoising queries (official ``MaskDINODecoder.forward``).
 
         Args:
             query (Tensor): ``(bs, Q, D)``.
@@ -354,7 +359,7 @@ class MaskDINODecoder(BaseModule):
     def predict_boxes(self, references: List[Tensor],
                       hidden_states: List[Tensor],
                       refpoint_logits: Tensor) -> List[Tensor]:
-        """Boxes of every prediction set (reference §1.4.7).
+        """Boxes of every prediction set (official ``MaskDINODecoder.pred_box``).
 
         Args:
             references (list[Tensor]): L + 1 tensors ``(bs, nq, 4)`` from the decoder.
@@ -405,9 +410,13 @@ class MaskDINODecoder(BaseModule):
 
     def denoising_queries(self,
                           batch_gt_instances: List[InstanceData]) -> Optional[dict]:
-        """Noised GT queries for a training step (see :meth:`forward`), or None without denoising or
-        when :class:`MaskDINODenoising` skips the batch (no GT, or more GT than ``dn_num``)."""
-        if self.denoising is None:
+        """Noised GT queries for a training step (see :meth:`forward`).
+
+        Returns:
+            dict | None: None in eval, without denoising, or when :class:`MaskDINODenoising` skips the
+            batch (no GT, or more GT than ``dn_num``).
+        """
+        if self.denoising is None or not self.training:
             return None
         return self.denoising(batch_gt_instances, self.num_queries)
 

@@ -22,7 +22,7 @@ class MaskDINOTransformerDecoder(DinoTransformerDecoder):
       only for 256-d models), so ``ref_point_head`` is ``MLP(2 * embed_dims, embed_dims, embed_dims, 2)``
       for every hidden size.
 
-    No padding mask is used and the valid ratios are all 1 (reference §10.1). Under mixed
+    No padding mask is used and the valid ratios are all 1 (the official decoder builds all-False masks). Under mixed
     precision the layers run in fp32, the rest under autocast, as officially.
     """
 

@@ -20,6 +20,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ..task_modules import match_costs  # noqa: F401  (registers the default box costs)
+from ..utils import uses_softmax_classes
 
 # (batch_idx, pred_idx, gt_idx) of the assigned pairs, each ``(num_pairs,)`` long; gt_idx is per image.
 Assignment = Tuple[Tensor, Tensor, Tensor]
@@ -129,7 +130,7 @@ class MaskDINOLoss(BaseModule):
             'decouple_stuff_boxes needs num_things_classes'
         self.num_classes = num_classes
         self.assigner = TASK_UTILS.build(assigner)
-        if not loss_cls.get('use_sigmoid', False) and loss_cls.get(
+        if uses_softmax_classes(dict(loss_cls=loss_cls)) and loss_cls.get(
                 'class_weight') is None:
             # official NO_OBJECT_WEIGHT: the class count stays in one place
             loss_cls = dict(

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 @MODELS.register_module()
 class MaskDINOEncoder(BaseModule):
-    """Pixel decoder of Mask DINO (reference §1.3).
+    """Pixel decoder of Mask DINO (official ``MaskDINOEncoder.forward_features``,
+    ``maskdino/modeling/pixel_decoder/maskdino_encoder.py``).
 
     The selected backbone maps (plus extra stride-2 levels) are projected to
     ``feat_channels``, refined by a post-norm multi-scale deformable encoder and
@@ -31,7 +32,8 @@ class MaskDINOEncoder(BaseModule):
     first; with ``'high2low'`` the extra levels coarsest first, then the
     backbone levels coarsest first. For the shipped configs this is
     1/8, 1/16, 1/32, 1/64 and 1/32, 1/16, 1/8 respectively. Padding masks are
-    never used (reference §10.1) and the whole forward runs in fp32.
+    never used (the official encoder builds
+    all-False masks) and the whole forward runs in fp32.
 
     Args:
         in_channels (Sequence[int]): Channels of the backbone maps, in
@@ -169,7 +171,9 @@ class MaskDINOEncoder(BaseModule):
         return nn.ModuleList(projs)
 
     def init_weights(self) -> None:
-        """Official training initialisation (reference §1.3, §1.6)."""
+        """Official training initialisation (official
+        ``MSDeformAttnTransformerEncoderOnly._reset_parameters`` and
+        ``MaskDINOEncoder.__init__``)."""
         for proj in self.input_proj:
             xavier_init(proj.conv, gain=1, bias=0, distribution='uniform')
         for p in self.encoder.parameters():

@@ -69,9 +69,10 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         semantic_ce (bool, optional): The class head has ``C + 1`` outputs
             (softmax, "no object" last) and the semantic map uses their
             softmax without the last one. Filled in by :class:`MaskDINO`
-            from ``criterion.loss_cls``; when None, ``test_cfg.semantic_ce``
-            (default False). A ``test_cfg.semantic_ce`` that contradicts a
-            given value is an error.
+            from ``criterion.loss_cls``. Only a fusion head built on its own
+            (without a detector) reads ``test_cfg.semantic_ce`` instead
+            (default False); within a detector that key may only repeat the
+            class loss's value, else it is an error.
         test_cfg (dict, optional): See above; unknown keys are an error.
     """
 
@@ -278,8 +279,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         """Sorted top-``max_per_image`` (query, class) pairs of all Q x C.
 
         Scores are sigmoids of the first ``num_classes`` logits. This is the
-        data-independent part of :meth:`instance_postprocess` (it also runs
-        inside exported ONNX graphs).
+        data-independent part of :meth:`instance_postprocess`.
 
         Args:
             mask_cls (Tensor): Class logits, shape (Q, K).

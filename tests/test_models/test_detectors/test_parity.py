@@ -6,7 +6,8 @@ the fixture's channel widths, are saved as an official checkpoint
 (``{'model': ...}``) and loaded strictly into the detector built from our
 configs, through the load-time conversion. The fixture's backbone maps then go
 through encoder -> decoder -> fusion head and every output is compared with
-the official one (``../shared/parity/README.md`` section 7).
+the official one (the post-processed results the official
+``MaskDINO.forward`` returned, recorded in the fixture).
 """
 import pytest
 import torch

@@ -96,9 +96,9 @@ def total(losses: dict) -> torch.Tensor:
     return sum(losses.values())
 
 
-def expected_keys(two_stage: bool, with_dn: bool = True) -> set:
+def expected_keys(two_stage: bool, dn_active: bool = True) -> set:
     prefixes = [''] + [f'd{i}.' for i in range(L)] + (['enc_'] if two_stage else [])
-    if with_dn:
+    if dn_active:
         prefixes += ['dn_'] + [f'd{i}.dn_' for i in range(0 if two_stage else 1, L)]
     return {p + k for p in prefixes for k in LOSS_NAMES}
 
@@ -118,10 +118,10 @@ def test_keys_and_dn_skip(two_stage: bool):
     # DN skipped for the batch: the decoder still states the supervised sets
     skipped = loss(outputs, dict(aux_indices=dn_aux_indices(two_stage)), None, gts)
     assert set(skipped) == expected_keys(two_stage)
-    for key in expected_keys(two_stage) - expected_keys(two_stage, with_dn=False):
+    for key in expected_keys(two_stage) - expected_keys(two_stage, dn_active=False):
         assert skipped[key].item() == 0 and skipped[key].requires_grad
     # no denoising at all (decoder without denoising, or eval)
-    assert set(loss(outputs, None, None, gts)) == expected_keys(two_stage, with_dn=False)
+    assert set(loss(outputs, None, None, gts)) == expected_keys(two_stage, dn_active=False)
 
 
 def test_default_config_is_official():
