@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import warnings
-
 from setuptools import find_packages, setup
 
 MIM_ENTRIES = ['tools', 'configs', 'demo', 'model-index.yml']
@@ -97,8 +96,8 @@ def add_mim_extension() -> None:
         if osp.isfile(src):
             shutil.copyfile(src, dst)
         elif osp.isdir(src):
-            shutil.copytree(src, dst,
-                            ignore=shutil.ignore_patterns('__pycache__'))
+            shutil.copytree(
+                src, dst, ignore=shutil.ignore_patterns('__pycache__'))
 
 
 if __name__ == '__main__':
@@ -112,8 +111,8 @@ if __name__ == '__main__':
         long_description=readme(),
         long_description_content_type='text/markdown',
         keywords='computer vision, object detection, segmentation, mask dino',
-        packages=find_packages(exclude=('configs', 'tools', 'demo', 'tests',
-                                        'tests.*')),
+        packages=find_packages(
+            exclude=('configs', 'tools', 'demo', 'tests', 'tests.*')),
         include_package_data=True,
         python_requires='>=3.8',
         license='Apache-2.0',
@@ -123,10 +122,13 @@ if __name__ == '__main__':
         ],
         install_requires=parse_requirements('requirements/runtime.txt'),
         extras_require={
-            'tests': parse_requirements('requirements/tests.txt'),
-            'mim': parse_requirements('requirements/mminstall.txt'),
+            'tests':
+            parse_requirements('requirements/tests.txt'),
+            'mim':
+            parse_requirements('requirements/mminstall.txt'),
             'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
-            'all': parse_requirements('requirements/runtime.txt') +
+            'all':
+            parse_requirements('requirements/runtime.txt') +
             parse_requirements('requirements/tests.txt'),
         },
         zip_safe=False)

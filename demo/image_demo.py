@@ -26,19 +26,25 @@ def parse_args() -> Namespace:
     parser.add_argument('model', help='config file or metafile model name')
     parser.add_argument('--weights', help='checkpoint file or URL')
     parser.add_argument(
-        '--task', choices=sorted(TASK_FLAGS), default=None,
+        '--task',
+        choices=sorted(TASK_FLAGS),
+        default=None,
         help='which output to draw (default: what the config enables)')
     parser.add_argument('--out-dir', default='outputs', help='output folder')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
-        '--pred-score-thr', type=float, default=DEFAULT_SCORE_THR,
+        '--pred-score-thr',
+        type=float,
+        default=DEFAULT_SCORE_THR,
         help='score threshold for drawn instances')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument(
-        '--palette', default='none',
+        '--palette',
+        default='none',
         help="colours: 'none' (from checkpoint/config), 'random', 'coco', ...")
     parser.add_argument(
-        '--no-save-pred', action='store_true',
+        '--no-save-pred',
+        action='store_true',
         help='do not save the predictions (json / segmentation PNGs)')
     return parser.parse_args()
 
@@ -47,7 +53,10 @@ def main() -> None:
     """Build the inferencer and run it over the inputs."""
     args = parse_args()
     inferencer = init_maskdino(
-        args.model, args.weights, device=args.device, task=args.task,
+        args.model,
+        args.weights,
+        device=args.device,
+        task=args.task,
         palette=args.palette)
     results = inference_on_folder(
         inferencer,

@@ -10,8 +10,8 @@ sensible display threshold.
 """
 from argparse import ArgumentParser, Namespace
 
-from mmmaskdino.apis import (DEFAULT_SCORE_THR, TASK_FLAGS,
-                             inference_on_video, init_maskdino)
+from mmmaskdino.apis import (DEFAULT_SCORE_THR, TASK_FLAGS, inference_on_video,
+                             init_maskdino)
 
 
 def parse_args() -> Namespace:
@@ -22,14 +22,19 @@ def parse_args() -> Namespace:
     parser.add_argument('--weights', help='checkpoint file or URL')
     parser.add_argument('--out', required=True, help='output video file')
     parser.add_argument(
-        '--task', choices=sorted(TASK_FLAGS), default=None,
+        '--task',
+        choices=sorted(TASK_FLAGS),
+        default=None,
         help='which output to draw (default: what the config enables)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
-        '--pred-score-thr', type=float, default=DEFAULT_SCORE_THR,
+        '--pred-score-thr',
+        type=float,
+        default=DEFAULT_SCORE_THR,
         help='score threshold for drawn instances')
     parser.add_argument(
-        '--fourcc', default='mp4v',
+        '--fourcc',
+        default='mp4v',
         help="output codec, e.g. 'mp4v' (.mp4) or 'MJPG' (.avi)")
     return parser.parse_args()
 
@@ -40,8 +45,11 @@ def main() -> None:
     inferencer = init_maskdino(
         args.model, args.weights, device=args.device, task=args.task)
     frames = inference_on_video(
-        inferencer, args.video, args.out,
-        pred_score_thr=args.pred_score_thr, fourcc=args.fourcc)
+        inferencer,
+        args.video,
+        args.out,
+        pred_score_thr=args.pred_score_thr,
+        fourcc=args.fourcc)
     print(f'\n{frames} frames written to {args.out}')
 
 

@@ -52,6 +52,6 @@ def bundled_root(tmp_path_factory) -> Path:
     """The bundled scenes in every real on-disk format (COCO, COCO panoptic,
     ADE20K, Cityscapes, custom), 4 train and 3 val scenes each."""
     root = tmp_path_factory.mktemp('bundled')
-    generate_formats(str(root), seed=0, num_train=BUNDLED_TRAIN,
-                     num_val=BUNDLED_VAL)
+    generate_formats(
+        str(root), seed=0, num_train=BUNDLED_TRAIN, num_val=BUNDLED_VAL)
     return root

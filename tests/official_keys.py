@@ -58,33 +58,50 @@ class OfficialSpec:
 R50_INSTANCE = OfficialSpec()
 # a test-sized R50 instance model (the parity fixtures' sizes)
 TINY = OfficialSpec(
-    num_classes=7, resnet_stem=4, hidden=64, enc_layers=2, dec_layers=3,
-    enc_ffn=128, dec_ffn=128, num_queries=20)
-SWIN_L_INSTANCE = OfficialSpec(
-    backbone='swin', transformer_in=(0, 1, 2, 3))
+    num_classes=7,
+    resnet_stem=4,
+    hidden=64,
+    enc_layers=2,
+    dec_layers=3,
+    enc_ffn=128,
+    dec_ffn=128,
+    num_queries=20)
+SWIN_L_INSTANCE = OfficialSpec(backbone='swin', transformer_in=(0, 1, 2, 3))
 # released checkpoint -> (our config file, its official keys and shapes)
 RELEASED = {
-    'r50_instance_hid2048': ('maskdino_r50_4xb4-lsj-50e_coco.py',
-                             R50_INSTANCE),
+    'r50_instance_hid2048':
+    ('maskdino_r50_4xb4-lsj-50e_coco.py', R50_INSTANCE),
     'r50_instance_hid1024': ('maskdino-hid1024_r50_4xb4-lsj-50e_coco.py',
-                             replace(R50_INSTANCE, enc_ffn=1024,
-                                     transformer_in=(3, 2, 1),
-                                     extra_levels=0)),
+                             replace(
+                                 R50_INSTANCE,
+                                 enc_ffn=1024,
+                                 transformer_in=(3, 2, 1),
+                                 extra_levels=0)),
     'r50_panoptic': ('maskdino_r50_4xb4-lsj-50e_coco-panoptic.py',
                      replace(R50_INSTANCE, num_classes=133)),
     'r50_ade20k': ('maskdino_r50_4xb4-160k_ade20k-512x512.py',
-                   replace(R50_INSTANCE, num_classes=150, semantic_ce=True,
-                           enc_ffn=1024, transformer_in=(3, 2, 1),
-                           extra_levels=0, two_stage=False,
-                           num_queries=100)),
+                   replace(
+                       R50_INSTANCE,
+                       num_classes=150,
+                       semantic_ce=True,
+                       enc_ffn=1024,
+                       transformer_in=(3, 2, 1),
+                       extra_levels=0,
+                       two_stage=False,
+                       num_queries=100)),
     'r50_cityscapes': ('maskdino_r50_4xb4-90k_cityscapes-512x1024.py',
-                       replace(R50_INSTANCE, num_classes=19,
-                               semantic_ce=True, enc_ffn=1024,
-                               transformer_in=(3, 2, 1), extra_levels=0,
-                               two_stage=False, num_queries=100,
-                               sync_bn=True)),
-    'swinl_instance': ('maskdino_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco.py',
-                       SWIN_L_INSTANCE),
+                       replace(
+                           R50_INSTANCE,
+                           num_classes=19,
+                           semantic_ce=True,
+                           enc_ffn=1024,
+                           transformer_in=(3, 2, 1),
+                           extra_levels=0,
+                           two_stage=False,
+                           num_queries=100,
+                           sync_bn=True)),
+    'swinl_instance':
+    ('maskdino_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco.py', SWIN_L_INSTANCE),
     'swinl_instance_no_mask_enhance':
     ('maskdino-nomaskenhance_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco.py',
      SWIN_L_INSTANCE),
@@ -102,7 +119,8 @@ def _bn(shapes: dict, prefix: str, channels: int, sync_bn: bool) -> None:
 
 
 def resnet_shapes(spec: OfficialSpec) -> Shapes:
-    """detectron2 bottleneck ResNet (``STRIDE_IN_1X1 False``), ``backbone.*``."""
+    """detectron2 bottleneck ResNet (``STRIDE_IN_1X1 False``), ``backbone.*``.
+    """
     shapes = OrderedDict()
     stem = spec.resnet_stem
     shapes['backbone.stem.conv1.weight'] = (stem, 3, 7, 7)
@@ -134,14 +152,13 @@ def swin_shapes(spec: OfficialSpec) -> Shapes:
     shapes['backbone.patch_embed.norm.weight'] = (embed, )
     shapes['backbone.patch_embed.norm.bias'] = (embed, )
     window = spec.swin_window
-    for i, (depth, heads) in enumerate(zip(spec.swin_depths,
-                                           spec.swin_heads)):
+    for i, (depth, heads) in enumerate(zip(spec.swin_depths, spec.swin_heads)):
         dim = embed * 2**i
         for j in range(depth):
             p = f'backbone.layers.{i}.blocks.{j}'
             shapes[f'{p}.norm1.weight'] = shapes[f'{p}.norm1.bias'] = (dim, )
-            shapes[f'{p}.attn.relative_position_bias_table'] = (
-                (2 * window - 1)**2, heads)
+            shapes[f'{p}.attn.relative_position_bias_table'] = ((2 * window -
+                                                                 1)**2, heads)
             shapes[f'{p}.attn.relative_position_index'] = (window**2,
                                                            window**2)
             shapes[f'{p}.attn.qkv.weight'] = (3 * dim, dim)
@@ -187,7 +204,8 @@ def _mlp(shapes: dict, prefix: str, dims: Sequence[Tuple[int, int]]) -> None:
 
 
 def head_shapes(spec: OfficialSpec) -> Shapes:
-    """``sem_seg_head.*`` and ``criterion.empty_weight`` in the official order."""
+    """``sem_seg_head.*`` and ``criterion.empty_weight`` in the official order.
+    """
     shapes = OrderedDict()
     d, channels = spec.hidden, spec.backbone_channels
     p = 'sem_seg_head.pixel_decoder'
@@ -298,7 +316,8 @@ def spec_from_fixture(fx: dict) -> OfficialSpec:
         trans = trans[::-1]
     return OfficialSpec(
         num_classes=cfg[ssh + 'NUM_CLASSES'],
-        semantic_ce=cfg[md + 'TEST.SEMANTIC_ON'] and cfg[md + 'SEMANTIC_CE_LOSS'],
+        semantic_ce=cfg[md + 'TEST.SEMANTIC_ON']
+        and cfg[md + 'SEMANTIC_CE_LOSS'],
         resnet_stem=fx['input_shapes']['res2']['channels'] // 4,
         hidden=cfg[md + 'HIDDEN_DIM'],
         enc_layers=cfg[ssh + 'TRANSFORMER_ENC_LAYERS'],
@@ -311,8 +330,10 @@ def spec_from_fixture(fx: dict) -> OfficialSpec:
         num_queries=cfg[md + 'NUM_OBJECT_QUERIES'])
 
 
-def model_cfg(spec: OfficialSpec, num_things: int,
-              initialize_box_type: str = 'no', dn_num: int = 10,
+def model_cfg(spec: OfficialSpec,
+              num_things: int,
+              initialize_box_type: str = 'no',
+              dn_num: int = 10,
               **test_cfg) -> dict:
     """Our ``model`` config for a ResNet ``spec`` (from the R50 base configs).
 
@@ -327,7 +348,8 @@ def model_cfg(spec: OfficialSpec, num_things: int,
     from mmengine.config import Config
 
     from tests.conftest import REPO_ROOT
-    base = 'maskdino_r50_semantic.py' if spec.semantic_ce else 'maskdino_r50.py'
+    base = ('maskdino_r50_semantic.py'
+            if spec.semantic_ce else 'maskdino_r50.py')
     cfg = Config.fromfile(
         str(REPO_ROOT / 'configs' / '_base_' / 'models' / base))
     levels = spec.num_levels

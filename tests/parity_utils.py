@@ -18,8 +18,7 @@ def fixture_metas(fx: dict) -> List[dict]:
             batch_input_shape=tuple(fx['padded_size']),
             img_shape=tuple(img_size),
             ori_shape=tuple(ori_size))
-        for img_size, ori_size in zip(fx['image_sizes'],
-                                      fx['original_sizes'])
+        for img_size, ori_size in zip(fx['image_sizes'], fx['original_sizes'])
     ]
 
 

@@ -61,8 +61,10 @@ def test_full_size_config_forward(path: Path):
     assert ((boxes >= 0) & (boxes <= 1)).all()
 
 
-COSTS = ['FocalLossCost', 'NormalizedBBoxL1Cost', 'NormalizedGIoUCost',
-         'FastCrossEntropyLossCost', 'DiceCost']
+COSTS = [
+    'FocalLossCost', 'NormalizedBBoxL1Cost', 'NormalizedGIoUCost',
+    'FastCrossEntropyLossCost', 'DiceCost'
+]
 LOSSES = ('loss_cls', 'loss_mask', 'loss_dice', 'loss_bbox', 'loss_iou')
 
 
@@ -74,8 +76,8 @@ def test_config_shows_match_costs_and_loss_weights(path: Path):
     costs = criterion.assigner.match_costs
     assert [c.type for c in costs] == COSTS
     assert [c.weight for c in costs] == [4.0, 5.0, 2.0, 5.0, 5.0]
-    assert [criterion[k].loss_weight for k in LOSSES] == [4.0, 5.0, 5.0, 5.0,
-                                                          2.0]
+    assert [criterion[k].loss_weight
+            for k in LOSSES] == [4.0, 5.0, 5.0, 5.0, 2.0]
 
 
 def test_a_loss_weight_changed_in_the_config_changes_training():

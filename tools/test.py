@@ -12,8 +12,8 @@ annotation files are checked first
 """
 import argparse
 
-from mmengine.config import Config
 from mmdet.evaluation import DumpDetResults
+from mmengine.config import Config
 
 from mmmaskdino.datasets.annotation_checks import check_datasets
 from mmmaskdino.utils.tool_utils import (add_common_args, build_runner,
@@ -26,7 +26,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file or URL')
     add_common_args(parser)
     parser.add_argument(
-        '--out', type=str,
+        '--out',
+        type=str,
         help='dump predictions to a pickle file for offline evaluation '
         '(DumpDetResults format: RLE masks, no ground truth)')
     parser.add_argument(

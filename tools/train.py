@@ -7,10 +7,10 @@ train and val data are checked before the Runner is built
 (:mod:`mmmaskdino.datasets.annotation_checks`)::
 
     python tools/train.py configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py
-    python tools/train.py CONFIG --data-root data/bundled/coco/  # data elsewhere
-    python tools/train.py CONFIG --resume            # latest checkpoint in work_dir
-    python tools/train.py CONFIG --resume PATH.pth   # a given checkpoint
-    bash tools/dist_train.sh CONFIG 8                # distributed
+    python tools/train.py CONFIG --data-root data/bundled/coco/ # data
+    elsewhere python tools/train.py CONFIG --resume # latest checkpoint in
+    work_dir python tools/train.py CONFIG --resume PATH.pth # a given
+    checkpoint bash tools/dist_train.sh CONFIG 8 # distributed
 """
 import argparse
 
@@ -26,13 +26,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='train config file path')
     add_common_args(parser)
     parser.add_argument(
-        '--amp', action='store_true',
+        '--amp',
+        action='store_true',
         help='enable automatic mixed precision training')
     parser.add_argument(
-        '--auto-scale-lr', action='store_true',
+        '--auto-scale-lr',
+        action='store_true',
         help='scale the learning rate by the actual total batch size')
     parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
         help='resume from the given checkpoint, or from the latest one in '
         'the work dir when no path is given')
     return parser.parse_args()

@@ -9,7 +9,8 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='CheckpointHook', interval=5000, by_epoch=False, max_keep_ckpts=3),
+        type='CheckpointHook', interval=5000, by_epoch=False,
+        max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 # RNGStateHook saves and restores the torch random stream, so `--resume`

@@ -4,6 +4,5 @@ _base_ = './maskdino_r50_4xb4-lsj-50e_coco.py'
 model = dict(
     panoptic_head=dict(
         pixel_decoder=dict(
-            num_feature_levels=3, feature_order='high2low',
-            ffn_channels=1024),
+            num_feature_levels=3, feature_order='high2low', ffn_channels=1024),
         predictor=dict(num_feature_levels=3, initialize_box_type='bitmask')))

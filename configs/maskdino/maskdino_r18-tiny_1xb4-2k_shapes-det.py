@@ -6,6 +6,5 @@ _base_ = [
 ]
 model = dict(
     panoptic_head=dict(
-        num_things_classes={{_base_.num_things_classes}},
-        num_stuff_classes=0))
+        num_things_classes={{_base_.num_things_classes}}, num_stuff_classes=0))
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=500))

@@ -2,7 +2,8 @@
 # TEMPLATE: Mask DINO R50 fine-tuned from ADE20K semantic weights on your own
 # semantic segmentation dataset: images plus label PNGs whose pixel values are
 # class indices 0..len(classes)-1 (255 = ignore). 1 GPU x 2 crops, 20k
-# iterations. Edit `classes` and the paths. See docs/tutorial_custom_dataset.md.
+# iterations. Edit `classes` and the paths. See
+# docs/tutorial_custom_dataset.md.
 _base_ = './maskdino_r50_4xb4-160k_ade20k-512x512.py'
 
 classes = ('road', 'building', 'vegetation')
@@ -24,8 +25,9 @@ load_labels = dict(
     with_seg=True,
     reduce_zero_label=False)
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow', backend_args=None),
-    load_labels,
+    dict(
+        type='LoadImageFromFile', imdecode_backend='pillow',
+        backend_args=None), load_labels,
     dict(
         type='RandomChoiceResize',
         scales=[int(512 * x * 0.1) for x in range(5, 21)],
@@ -39,8 +41,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    load_labels,
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True), load_labels,
     dict(
         type='PackDetInputs',
         meta_keys=('img_path', 'ori_shape', 'img_shape', 'scale_factor'))
@@ -61,7 +62,8 @@ train_dataloader = dict(
 val_dataloader = dict(
     dataset=dict(
         dataset,
-        data_prefix=dict(img_path='images/val', seg_map_path='annotations/val'),
+        data_prefix=dict(
+            img_path='images/val', seg_map_path='annotations/val'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 

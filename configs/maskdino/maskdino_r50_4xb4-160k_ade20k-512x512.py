@@ -1,5 +1,6 @@
 # Mask DINO R50, ADE20K semantic segmentation, 160k iterations, 512x512 crops.
-# Official: ade20k/semantic-segmentation/maskdino_R50_bs16_160k_steplr.yaml (48.7 mIoU).
+# Official: ade20k/semantic-segmentation/maskdino_R50_bs16_160k_steplr.yaml
+# (48.7 mIoU).
 _base_ = [
     '../_base_/models/maskdino_r50_semantic.py',
     '../_base_/datasets/ade20k_semantic_512.py',

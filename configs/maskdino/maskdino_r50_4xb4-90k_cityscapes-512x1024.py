@@ -1,5 +1,6 @@
 # Mask DINO R50, Cityscapes semantic segmentation, 90k iterations, 512x1024
-# crops, SyncBN backbone (needs GPUs). Official: maskdino_R50_bs16_90k_steplr.yaml (79.8 mIoU).
+# crops, SyncBN backbone (needs GPUs). Official:
+# maskdino_R50_bs16_90k_steplr.yaml (79.8 mIoU).
 _base_ = [
     '../_base_/models/maskdino_r50_semantic.py',
     '../_base_/datasets/cityscapes_semantic_512x1024.py',

@@ -1,5 +1,8 @@
-# Mask DINO R50, COCO panoptic segmentation (also instance and semantic output).
-# Official: coco/panoptic-segmentation/maskdino_R50_bs16_50ep_3s_dowsample1_2048.yaml (53.0 PQ).
+# Mask DINO R50, COCO panoptic segmentation (also instance and semantic
+# output).
+# Official:
+# coco/panoptic-segmentation/maskdino_R50_bs16_50ep_3s_dowsample1_2048.yaml
+# (53.0 PQ).
 _base_ = [
     '../_base_/models/maskdino_r50.py',
     '../_base_/datasets/coco_panoptic_lsj.py',

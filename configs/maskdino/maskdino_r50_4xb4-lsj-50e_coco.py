@@ -1,5 +1,6 @@
 # Mask DINO R50, COCO instance segmentation + detection, 50 epochs, LSJ 1024.
-# Official: maskdino_R50_bs16_50ep_3s_dowsample1_2048.yaml (46.3 mask AP, 51.7 box AP).
+# Official: maskdino_R50_bs16_50ep_3s_dowsample1_2048.yaml (46.3 mask AP, 51.7
+# box AP).
 # Mixed precision (AMP) is on, as officially (see maskdino_lsj_50e.py).
 _base_ = [
     '../_base_/models/maskdino_r50.py',

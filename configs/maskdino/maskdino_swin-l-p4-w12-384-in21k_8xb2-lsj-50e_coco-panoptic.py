@@ -1,5 +1,6 @@
 # Mask DINO Swin-L (ImageNet-22k, 384), COCO panoptic segmentation (58.3 PQ).
-# Official: coco/panoptic-segmentation/swin/maskdino_R50_bs16_50ep_4s_dowsample1_2048.yaml.
+# Official:
+# coco/panoptic-segmentation/swin/maskdino_R50_bs16_50ep_4s_dowsample1_2048.yaml.
 _base_ = [
     './maskdino_r50_4xb4-lsj-50e_coco-panoptic.py',
     '../_base_/models/swin-l-p4-w12-384-in21k.py'

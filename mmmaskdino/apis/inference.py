@@ -28,7 +28,6 @@ from mmengine.config import Config, ConfigDict
 from mmengine.utils import ProgressBar
 
 from mmmaskdino.datasets.metainfo import dataset_metainfo
-
 from .model_zoo import resolve_model
 
 TASK_FLAGS = {

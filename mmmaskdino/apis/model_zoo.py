@@ -73,8 +73,7 @@ def get_model_info(name: str) -> dict:
 
 
 def resolve_model(name_or_config: str,
-                  weights: Optional[str] = None
-                  ) -> Tuple[str, Optional[str]]:
+                  weights: Optional[str] = None) -> Tuple[str, Optional[str]]:
     """Map a metafile name to ``(config path, weights)``.
 
     A path to an existing file is returned unchanged with ``weights``; a

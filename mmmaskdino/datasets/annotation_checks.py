@@ -137,8 +137,9 @@ def _check_classes(path: str, categories: Dict, classes: Sequence[str],
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(
-        value, bool) and math.isfinite(value)
+    return isinstance(
+        value,
+        (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_segmentation(path: str, ann: dict, image: dict) -> None:
@@ -312,9 +313,8 @@ def check_label_maps(seg_dir: str, img_dir: str, img_suffix: str,
     from mmengine.fileio import list_dir_or_file
     if not osp.isdir(img_dir):
         raise AnnotationError(f'{img_dir}: image folder not found')
-    stems = sorted(
-        f[:-len(img_suffix)] for f in list_dir_or_file(
-            img_dir, list_dir=False, suffix=img_suffix, recursive=True))
+    stems = sorted(f[:-len(img_suffix)] for f in list_dir_or_file(
+        img_dir, list_dir=False, suffix=img_suffix, recursive=True))
     if not stems:
         raise AnnotationError(f'{img_dir}: no `*{img_suffix}` images')
     maps = [osp.join(seg_dir, s + seg_map_suffix) for s in stems]
@@ -322,8 +322,7 @@ def check_label_maps(seg_dir: str, img_dir: str, img_suffix: str,
     if missing:
         raise AnnotationError(f'{seg_dir}: {len(missing)} label map(s) not '
                               f'found: {_listed(missing)}')
-    low, high = (0, num_classes) if reduce_zero_label else (0,
-                                                             num_classes - 1)
+    low, high = (0, num_classes) if reduce_zero_label else (0, num_classes - 1)
     valid = np.zeros(256, bool)
     valid[low:high + 1] = True
     valid[IGNORE_INDEX] = True
@@ -340,8 +339,8 @@ def check_label_maps(seg_dir: str, img_dir: str, img_suffix: str,
                 raise AnnotationError(
                     f'{path}: labels {_listed(bad.tolist())} are outside '
                     f'{low}..{high} (and 255 = ignore) for {num_classes} '
-                    'classes' + (' with reduce_zero_label' if
-                                 reduce_zero_label else ''))
+                    'classes' +
+                    (' with reduce_zero_label' if reduce_zero_label else ''))
 
 
 # --------------------------------------------------------------------------
@@ -378,13 +377,17 @@ def _check_dataset(dataset_cfg: ConfigDict, scope: str,
     loading = _load_annotations(dataset_cfg.get('pipeline', []))
     if kind == 'CocoDataset':
         check_coco_instances(
-            _join(root, dataset_cfg.ann_file), classes,
+            _join(root, dataset_cfg.ann_file),
+            classes,
             _join(root, prefix.get('img')),
             need_masks=loading.get('with_mask', False))
     elif kind == 'CocoPanopticDataset':
         check_coco_panoptic(
-            _join(root, dataset_cfg.ann_file), _join(root, prefix.get('seg')),
-            classes, _join(root, prefix.get('img')), check_pngs=evaluated)
+            _join(root, dataset_cfg.ann_file),
+            _join(root, prefix.get('seg')),
+            classes,
+            _join(root, prefix.get('img')),
+            check_pngs=evaluated)
     elif kind in ('ADE20KSegDataset', 'BaseSegDataset'):
         check_label_maps(
             _join(root, prefix.get('seg_map_path')),
@@ -401,11 +404,11 @@ def _check_evaluator(evaluator: ConfigDict, classes: List[str]) -> None:
     if kind == 'CocoMetric' and evaluator.get('ann_file'):
         metrics = evaluator.get('metric', 'bbox')
         metrics = [metrics] if isinstance(metrics, str) else metrics
-        check_coco_instances(evaluator.ann_file, classes,
-                             need_masks='segm' in metrics)
+        check_coco_instances(
+            evaluator.ann_file, classes, need_masks='segm' in metrics)
     elif kind == 'CocoPanopticMetric' and evaluator.get('ann_file'):
-        check_coco_panoptic(evaluator.ann_file, evaluator.seg_prefix,
-                            classes, check_pngs=True)
+        check_coco_panoptic(
+            evaluator.ann_file, evaluator.seg_prefix, classes, check_pngs=True)
 
 
 def check_datasets(cfg: Config, stages: Sequence[str]) -> None:

@@ -43,46 +43,74 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .synthetic_shapes import (CLASSES, THING_CLASSES, _id_to_rgb,
-                               _make_scene, _Scene, _scene_kinds)
+from .synthetic_shapes import (CLASSES, THING_CLASSES, _id_to_rgb, _make_scene,
+                               _Scene, _scene_kinds)
 
 # COCO's category ids of its 80 thing classes (in MMDetection's class order)
 # and of the 53 panoptic stuff classes (in MMDetection's stuff order).
-COCO_THING_IDS = (
-    *range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67,
-    70, *range(72, 83), *range(84, 91))
-COCO_STUFF_IDS = (92, 93, 95, 100, 107, 109, 112, 118, 119, 122, 125, 128,
-                  130, 133, 138, 141, 144, 145, 147, 148, 149, 151, 154, 155,
-                  156, 159, 161, 166, 168, 171, 175, 176, 177, 178, 180, 181,
-                  184, 185, 186, 187, 188, 189, 190, 191, 192, 193, 194, 195,
-                  196, 197, 198, 199, 200)
+COCO_THING_IDS = (*range(1, 12), *range(13, 26), 27, 28, *range(31, 45),
+                  *range(46, 66), 67, 70, *range(72, 83), *range(84, 91))
+COCO_STUFF_IDS = (92, 93, 95, 100, 107, 109, 112, 118, 119, 122, 125, 128, 130,
+                  133, 138, 141, 144, 145, 147, 148, 149, 151, 154, 155, 156,
+                  159, 161, 166, 168, 171, 175, 176, 177, 178, 180, 181, 184,
+                  185, 186, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196,
+                  197, 198, 199, 200)
 
 # Cityscapes' 19 train ids (MMSegmentation's order; its dataset module needs
 # packages this project does not install, so the names are written here).
 CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
-                      'traffic light', 'traffic sign', 'vegetation',
-                      'terrain', 'sky', 'person', 'rider', 'car', 'truck',
-                      'bus', 'train', 'motorcycle', 'bicycle')
+                      'traffic light', 'traffic sign', 'vegetation', 'terrain',
+                      'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
+                      'motorcycle', 'bicycle')
 
 # Which class of each dataset a shape class stands for (None = ignore).
 COCO_NAMES = dict(
-    circle='sports ball', square='tv', triangle='kite', star='frisbee',
-    ring='donut', sky='sky-other-merged', grass='grass-merged', water='sea')
+    circle='sports ball',
+    square='tv',
+    triangle='kite',
+    star='frisbee',
+    ring='donut',
+    sky='sky-other-merged',
+    grass='grass-merged',
+    water='sea')
 ADE20K_NAMES = dict(
-    circle='ball', square='box', triangle='flag', star='plant', ring='plate',
-    sky='sky', grass='grass', water='water')
+    circle='ball',
+    square='box',
+    triangle='flag',
+    star='plant',
+    ring='plate',
+    sky='sky',
+    grass='grass',
+    water='water')
 CITYSCAPES_NAMES = dict(
-    circle='car', square='truck', triangle='traffic sign', star='person',
-    ring='bicycle', sky='sky', grass='vegetation', water='terrain')
+    circle='car',
+    square='truck',
+    triangle='traffic sign',
+    star='person',
+    ring='bicycle',
+    sky='sky',
+    grass='vegetation',
+    water='terrain')
 CUSTOM_THING_CLASSES = ('cat', 'dog')
 CUSTOM_STUFF_CLASSES = ('grass', 'sky')
 CUSTOM_SEMANTIC_CLASSES = ('road', 'building', 'vegetation')
 CUSTOM_NAMES = dict(
-    circle='cat', square='dog', triangle='cat', star='dog', ring='cat',
-    sky='sky', grass='grass', water='grass')
+    circle='cat',
+    square='dog',
+    triangle='cat',
+    star='dog',
+    ring='cat',
+    sky='sky',
+    grass='grass',
+    water='grass')
 CUSTOM_SEMANTIC_NAMES = dict(
-    circle='building', square='building', triangle='building',
-    star='building', ring='building', sky=None, grass='vegetation',
+    circle='building',
+    square='building',
+    triangle='building',
+    star='building',
+    ring='building',
+    sky=None,
+    grass='vegetation',
     water='road')
 IGNORE = 255
 
@@ -200,10 +228,10 @@ def _instance_annotations(scene: _Scene, image_id: int, first_ann_id: int,
     return anns
 
 
-def _panoptic_annotation(scene: _Scene, image_id: int, file_name: str,
-                         category_id: Dict[str, int],
-                         names: Dict[str, Optional[str]]
-                         ) -> Tuple[dict, np.ndarray]:
+def _panoptic_annotation(
+        scene: _Scene, image_id: int, file_name: str, category_id: Dict[str,
+                                                                        int],
+        names: Dict[str, Optional[str]]) -> Tuple[dict, np.ndarray]:
     """COCO panoptic ``segments_info`` and the RGB-encoded PNG of a scene.
 
     Segment ids are random 24-bit values, as in COCO (not 1, 2, ...).
@@ -226,8 +254,8 @@ def _panoptic_annotation(scene: _Scene, image_id: int, file_name: str,
                 bbox=xywh_box(mask),
                 iscrowd=int(iscrowd)))
     rgb = np.stack(_id_to_rgb(ids), axis=-1).astype(np.uint8)
-    return dict(image_id=image_id, file_name=file_name,
-                segments_info=info), rgb
+    return dict(
+        image_id=image_id, file_name=file_name, segments_info=info), rgb
 
 
 def _label_map(scene: _Scene, label_of: Dict[str, Optional[int]],
@@ -258,10 +286,10 @@ def image_stem(first_id: int, index: int) -> str:
     return f'{first_id + 7 * index:012d}'
 
 
-def _coco_like(out: Path, split: str, scenes: Sequence[_Scene],
-               image_dir: str, instance_json: str, panoptic_json: str,
-               panoptic_dir: str, categories: List[dict],
-               names: Dict[str, Optional[str]], image_id0: int) -> dict:
+def _coco_like(out: Path, split: str, scenes: Sequence[_Scene], image_dir: str,
+               instance_json: str, panoptic_json: str, panoptic_dir: str,
+               categories: List[dict], names: Dict[str, Optional[str]],
+               image_id0: int) -> dict:
     """Images, an instance json and a panoptic json + PNGs of one split."""
     category_id = {c['name']: c['id'] for c in categories}
     images, instances, panoptic = [], [], []
@@ -279,10 +307,10 @@ def _coco_like(out: Path, split: str, scenes: Sequence[_Scene],
                                         category_id, names)
         panoptic.append(pan)
         _save_image(out / panoptic_dir / f'{stem}.png', rgb)
-    things = [
-        {k: v for k, v in c.items() if k not in ('isthing', 'color')}
-        for c in categories if c['isthing']
-    ]
+    things = [{
+        k: v
+        for k, v in c.items() if k not in ('isthing', 'color')
+    } for c in categories if c['isthing']]
     _dump(out / instance_json,
           dict(images=images, annotations=instances, categories=things))
     _dump(out / panoptic_json,
@@ -290,8 +318,8 @@ def _coco_like(out: Path, split: str, scenes: Sequence[_Scene],
     return dict(
         images=len(images),
         instances=len(instances),
-        polygons=sum(len(a['segmentation']) for a in instances
-                     if not a['iscrowd']),
+        polygons=sum(
+            len(a['segmentation']) for a in instances if not a['iscrowd']),
         multi_polygon_objects=sum(
             1 for a in instances
             if not a['iscrowd'] and len(a['segmentation']) > 1),
@@ -301,16 +329,19 @@ def _coco_like(out: Path, split: str, scenes: Sequence[_Scene],
 def _coco_categories(class_lists: Dict[str, Tuple[str, ...]]) -> List[dict]:
     """COCO's 133 panoptic categories (things first), with COCO's ids."""
     things, stuff = class_lists['coco'], class_lists['coco_stuff']
-    if (len(things), len(stuff)) != (len(COCO_THING_IDS),
-                                     len(COCO_STUFF_IDS)):
+    if (len(things), len(stuff)) != (len(COCO_THING_IDS), len(COCO_STUFF_IDS)):
         raise RuntimeError('MMDetection\'s COCO class lists do not have 80 '
                            'thing and 53 stuff classes')
     rng = np.random.default_rng(0)
     return [
-        dict(id=i, name=n, supercategory='thing' if t else 'stuff',
-             isthing=int(t), color=[int(c) for c in rng.integers(0, 256, 3)])
-        for ids, names, t in ((COCO_THING_IDS, things, True),
-                              (COCO_STUFF_IDS, stuff, False))
+        dict(
+            id=i,
+            name=n,
+            supercategory='thing' if t else 'stuff',
+            isthing=int(t),
+            color=[int(c) for c in rng.integers(0, 256, 3)])
+        for ids, names, t in ((COCO_THING_IDS, things, True), (COCO_STUFF_IDS,
+                                                               stuff, False))
         for i, n in zip(ids, names)
     ]
 
@@ -320,12 +351,12 @@ def write_coco(out: Path, scenes: Dict[str, List[_Scene]],
     """COCO instances + panoptic (``<out>/coco``)."""
     categories = _coco_categories(class_lists)
     return {
-        split: _coco_like(
-            out, split, split_scenes, f'{split}2017',
-            f'annotations/instances_{split}2017.json',
-            f'annotations/panoptic_{split}2017.json',
-            f'annotations/panoptic_{split}2017', categories, COCO_NAMES,
-            139 if split == 'val' else 9)
+        split:
+        _coco_like(out, split, split_scenes, f'{split}2017',
+                   f'annotations/instances_{split}2017.json',
+                   f'annotations/panoptic_{split}2017.json',
+                   f'annotations/panoptic_{split}2017', categories, COCO_NAMES,
+                   139 if split == 'val' else 9)
         for split, split_scenes in scenes.items()
     }
 
@@ -333,11 +364,14 @@ def write_coco(out: Path, scenes: Dict[str, List[_Scene]],
 def write_custom(out: Path, scenes: Dict[str, List[_Scene]]) -> dict:
     """The custom-dataset templates' layout (``<out>/custom``)."""
     categories = [
-        dict(id=i + 1, name=n, supercategory='custom', isthing=int(t),
-             color=[40 * (i + 1), 255 - 40 * i, 128])
-        for i, (n, t) in enumerate(
-            [(n, True) for n in CUSTOM_THING_CLASSES] +
-            [(n, False) for n in CUSTOM_STUFF_CLASSES])
+        dict(
+            id=i + 1,
+            name=n,
+            supercategory='custom',
+            isthing=int(t),
+            color=[40 * (i + 1), 255 - 40 * i, 128])
+        for i, (n, t) in enumerate([(n, True) for n in CUSTOM_THING_CLASSES] +
+                                   [(n, False) for n in CUSTOM_STUFF_CLASSES])
     ]
     semantic_label = {
         k: None if v is None else CUSTOM_SEMANTIC_CLASSES.index(v)
@@ -345,11 +379,12 @@ def write_custom(out: Path, scenes: Dict[str, List[_Scene]]) -> dict:
     }
     summary = {}
     for split, split_scenes in scenes.items():
-        summary[split] = _coco_like(
-            out, split, split_scenes, f'images/{split}',
-            f'annotations/instances_{split}.json',
-            f'annotations/panoptic_{split}.json',
-            f'annotations/panoptic_{split}', categories, CUSTOM_NAMES, 1)
+        summary[split] = _coco_like(out, split, split_scenes,
+                                    f'images/{split}',
+                                    f'annotations/instances_{split}.json',
+                                    f'annotations/panoptic_{split}.json',
+                                    f'annotations/panoptic_{split}',
+                                    categories, CUSTOM_NAMES, 1)
         for idx, scene in enumerate(split_scenes):
             stem = image_stem(1, idx)
             _save_image(out / 'annotations' / split / f'{stem}.png',
@@ -385,8 +420,8 @@ def write_cityscapes(out: Path, scenes: Dict[str, List[_Scene]],
         for idx, scene in enumerate(split_scenes):
             stem = f'{city}_{idx:06d}_000019'
             _save_image(
-                out / 'leftImg8bit' / split / city /
-                f'{stem}_leftImg8bit.png', scene.image)
+                out / 'leftImg8bit' / split / city / f'{stem}_leftImg8bit.png',
+                scene.image)
             _save_image(
                 out / 'gtFine' / split / city /
                 f'{stem}_gtFine_labelTrainIds.png',
@@ -395,7 +430,9 @@ def write_cityscapes(out: Path, scenes: Dict[str, List[_Scene]],
 
 
 FORMAT_DIRS = dict(
-    coco='coco', ade20k='ADEChallengeData2016', cityscapes='cityscapes',
+    coco='coco',
+    ade20k='ADEChallengeData2016',
+    cityscapes='cityscapes',
     custom='custom')
 
 

@@ -81,8 +81,8 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int,
 
 
 def _wavy(rng: np.random.Generator, base: float, coord: np.ndarray,
-          amplitude: Tuple[float, float],
-          period: Tuple[float, float]) -> np.ndarray:
+          amplitude: Tuple[float, float], period: Tuple[float,
+                                                        float]) -> np.ndarray:
     """``base + a sin(coord / p + phase)`` with a random amplitude ``a``,
     period ``p`` and phase: a wavy boundary position along ``coord``."""
     amp = rng.uniform(*amplitude)
@@ -473,13 +473,17 @@ def write_box_mask_split(out_dir: str, split: str = 'train') -> Dict[str, int]:
         ids = {img['id'] for img in images}
         anns = [a for a in data['annotations'] if a['image_id'] in ids]
         if part == 'boxes':
-            anns = [{k: v for k, v in a.items() if k != 'segmentation'}
-                    for a in anns]
-        _dump_json(ann_dir / f'instances_{split}_{part}.json',
-                   dict(images=images, annotations=anns,
-                        categories=data['categories']))
-    return dict(box_images=len(parts['boxes']),
-                mask_images=len(parts['masks']))
+            anns = [{
+                k: v
+                for k, v in a.items() if k != 'segmentation'
+            } for a in anns]
+        _dump_json(
+            ann_dir / f'instances_{split}_{part}.json',
+            dict(
+                images=images, annotations=anns,
+                categories=data['categories']))
+    return dict(
+        box_images=len(parts['boxes']), mask_images=len(parts['masks']))
 
 
 def generation_params(seed: int, num_train: int, num_val: int) -> dict:

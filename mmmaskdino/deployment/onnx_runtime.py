@@ -58,8 +58,7 @@ class OnnxMaskDINO:
         self.pipeline, self.pack = self._build_pipeline(cfg)
         self.data_preprocessor = MODELS.build(cfg.model.data_preprocessor)
         self.pad = BatchFixedSizePad(
-            size=self.img_size,
-            img_pad_value=self.data_preprocessor.pad_value)
+            size=self.img_size, img_pad_value=self.data_preprocessor.pad_value)
         head_cfg = fusion_head_config(cfg.model.panoptic_head,
                                       cfg.model.panoptic_fusion_head)
         head_cfg.test_cfg = self.metadata['test_cfg']
@@ -110,8 +109,8 @@ class OnnxMaskDINO:
             results['img'], scale, backend=self.resize_backend)
         results['img_shape'] = results['img'].shape[:2]
         if 'scale_factor' in results:
-            results['scale_factor'] = tuple(
-                f * scale for f in results['scale_factor'])
+            results['scale_factor'] = tuple(f * scale
+                                            for f in results['scale_factor'])
         return results
 
     def preprocess(self, images: Sequence[Union[str, np.ndarray]]) -> dict:
@@ -131,8 +130,7 @@ class OnnxMaskDINO:
             dict(
                 inputs=[p['inputs'] for p in packed],
                 data_samples=[p['data_samples'] for p in packed]))
-        inputs, data_samples = self.pad(data['inputs'],
-                                        data['data_samples'])
+        inputs, data_samples = self.pad(data['inputs'], data['data_samples'])
         return dict(inputs=inputs, data_samples=data_samples)
 
     def forward(self, inputs: torch.Tensor) -> List[torch.Tensor]:
@@ -146,15 +144,16 @@ class OnnxMaskDINO:
             (n, Q, H/4, W/4)``, ``boxes (n, Q, 4)``.
         """
         outputs = [
-            self.session.run(list(OUTPUT_NAMES), {'input': image[None].numpy()})
+            self.session.run(
+                list(OUTPUT_NAMES), {'input': image[None].numpy()})
             for image in inputs
         ]
         return [
-            torch.from_numpy(np.concatenate(parts))
-            for parts in zip(*outputs)
+            torch.from_numpy(np.concatenate(parts)) for parts in zip(*outputs)
         ]
 
-    def __call__(self, images: Union[str, np.ndarray, Sequence],
+    def __call__(self,
+                 images: Union[str, np.ndarray, Sequence],
                  rescale: bool = True) -> List[DetDataSample]:
         """Pre-process, run and post-process images.
 

@@ -11,7 +11,8 @@ from torch import nn
 
 @OPTIM_WRAPPERS.register_module()
 class CPUAmpOptimWrapper(OptimWrapper):
-    """Automatic mixed precision on the CPU: bfloat16 autocast, no loss scaling.
+    """Automatic mixed precision on the CPU: bfloat16 autocast, no loss
+    scaling.
 
     mmengine's ``AmpOptimWrapper`` refuses to start without CUDA/NPU/MLU, so
     ``tools/train.py --amp`` selects this wrapper on CPU-only machines (and

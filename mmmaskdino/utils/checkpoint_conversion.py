@@ -1,28 +1,30 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""Map official Mask DINO (detectron2) checkpoints onto mmmaskdino's module tree.
+"""Map official Mask DINO (detectron2) checkpoints onto mmmaskdino's module
+tree.
 
 An official checkpoint is ``{'model': OrderedDict(...), ...}`` whose keys are
 ``backbone.*`` (detectron2 ResNet or Mask2Former's ``D2SwinTransformer``),
 ``sem_seg_head.pixel_decoder.*``, ``sem_seg_head.predictor.*`` and
-``criterion.empty_weight`` (the official ``SetCriterion`` buffer). :func:`convert_official_state_dict`
-turns those weights into this repository's ``backbone.*`` / ``panoptic_head.*``
+``criterion.empty_weight`` (the official ``SetCriterion`` buffer).
+:func:`convert_official_state_dict` turns those weights into this repository's
+``backbone.*`` / ``panoptic_head.*``
 keys:
 
 * each head part owns one ordered list of ``(pattern, replacement)`` regex
   rules applied with ``re.sub`` to the keys under the part's official prefix; a
-  rule whose replacement is ``None`` drops the key. The aliased tensors (the box
-  MLP stored as ``_bbox_embed``, ``bbox_embed.{i}`` and
+  rule whose replacement is ``None`` drops the key. The aliased tensors (the
+  box MLP stored as ``_bbox_embed``, ``bbox_embed.{i}`` and
   ``decoder.bbox_embed.{i}``; ``decoder_norm`` = ``decoder.norm``) are kept
   once, after checking that every copy holds the same values;
-* detectron2 ResNet names follow :data:`RESNET_RULES` (FrozenBN statistics become
-  BN buffers, ``num_batches_tracked`` is added); Swin names and the patch-merging
-  channel order are converted by mmdet's own ``swin_converter``;
+* detectron2 ResNet names follow :data:`RESNET_RULES` (FrozenBN statistics
+  become BN buffers, ``num_batches_tracked`` is added); Swin names and the
+  patch-merging channel order are converted by mmdet's own ``swin_converter``;
 * ``criterion.empty_weight`` is dropped (derived from the class count here).
 
 Two ways to use it:
 
-1. ``tools/model_converters/maskdino_to_mmdet.py SRC DST --config CFG`` writes a
-   converted checkpoint, checks that it fits the config
+1. ``tools/model_converters/maskdino_to_mmdet.py SRC DST --config CFG`` writes
+   a converted checkpoint, checks that it fits the config
    (:func:`check_state_dict_fits`) and strict-loads it.
 2. Direct loading: ``MaskDINO._load_from_state_dict`` calls
    :func:`prepare_state_dict` on the root state dict before any child module
@@ -45,7 +47,8 @@ from torch import nn
 
 Rule = Tuple[str, Optional[str]]
 
-# Rules for keys under ``sem_seg_head.pixel_decoder.`` (already stripped of that prefix).
+# Rules for keys under ``sem_seg_head.pixel_decoder.`` (already stripped of
+# that prefix).
 PIXEL_DECODER_RULES: List[Rule] = [
     (r'input_proj\.(\d+)\.0\.(weight|bias)', r'input_proj.\1.conv.\2'),
     (r'input_proj\.(\d+)\.1\.(weight|bias)', r'input_proj.\1.gn.\2'),
@@ -61,26 +64,33 @@ PIXEL_DECODER_RULES: List[Rule] = [
     (r'transformer\.encoder\.layers\.(\d+)\.norm2\.(weight|bias)',
      r'encoder.layers.\1.norms.1.\2'),
     # official adapter_{i+1} / layer_{i+1} act on backbone map i
-    *[rule for i in range(4) for rule in (
-        (rf'adapter_{i + 1}\.weight', f'lateral_convs.{i}.conv.weight'),
-        (rf'adapter_{i + 1}\.norm\.(weight|bias)', rf'lateral_convs.{i}.gn.\1'),
-        (rf'layer_{i + 1}\.weight', f'output_convs.{i}.conv.weight'),
-        (rf'layer_{i + 1}\.norm\.(weight|bias)', rf'output_convs.{i}.gn.\1'),
-    )],
+    *[
+        rule for i in range(4) for rule in (
+            (rf'adapter_{i + 1}\.weight', f'lateral_convs.{i}.conv.weight'),
+            (rf'adapter_{i + 1}\.norm\.(weight|bias)',
+             rf'lateral_convs.{i}.gn.\1'),
+            (rf'layer_{i + 1}\.weight', f'output_convs.{i}.conv.weight'),
+            (rf'layer_{i + 1}\.norm\.(weight|bias)',
+             rf'output_convs.{i}.gn.\1'),
+        )
+    ],
 ]
 
-# Aliased tensors under ``sem_seg_head.predictor.``: (alias pattern, the key it duplicates).
+# Aliased tensors under ``sem_seg_head.predictor.``: (alias pattern, the key it
+# duplicates).
 PREDICTOR_ALIASES: List[Tuple[str, str]] = [
     (r'decoder_norm\.(.*)', r'decoder.norm.\1'),
     (r'(?:decoder\.)?bbox_embed\.\d+\.(.*)', r'_bbox_embed.\1'),
 ]
 
-# Rules for keys under ``sem_seg_head.predictor.`` (already stripped of that prefix).
+# Rules for keys under ``sem_seg_head.predictor.`` (already stripped of that
+# prefix).
 PREDICTOR_RULES: List[Rule] = [
     *[(alias, None) for alias, _ in PREDICTOR_ALIASES],
     (r'_bbox_embed\.(.*)', r'bbox_embed.\1'),
     (r'label_enc\.(.*)', r'denoising.label_enc.\1'),
-    # nn.MultiheadAttention sits under mmcv's MultiheadAttention wrapper as `attn`
+    # nn.MultiheadAttention sits under mmcv's MultiheadAttention wrapper as
+    # `attn`
     (r'(decoder\.layers\.\d+)\.self_attn\.(.*)', r'\1.self_attn.attn.\2'),
     # official norm2 / norm1 / norm3 follow self-attn / cross-attn / FFN
     (r'(decoder\.layers\.\d+)\.norm2\.(.*)', r'\1.norms.0.\2'),
@@ -90,17 +100,24 @@ PREDICTOR_RULES: List[Rule] = [
     (r'(decoder\.layers\.\d+)\.linear2\.(.*)', r'\1.ffn.layers.1.\2'),
 ]
 
-# Rules for detectron2 ResNet keys under ``backbone.`` (already stripped of that prefix);
+# Rules for detectron2 ResNet keys under ``backbone.`` (already stripped of
+# that prefix);
 # detectron2 stage ``res{s}`` is mmdet's ``layer{s - 1}``.
 RESNET_RULES: List[Rule] = [
     (r'stem\.conv1\.weight', 'conv1.weight'),
     (r'stem\.conv1\.norm\.(.*)', r'bn1.\1'),
-    *[rule for s in range(2, 6) for rule in (
-        (rf'res{s}\.(\d+)\.conv(\d)\.weight', rf'layer{s - 1}.\1.conv\2.weight'),
-        (rf'res{s}\.(\d+)\.conv(\d)\.norm\.(.*)', rf'layer{s - 1}.\1.bn\2.\3'),
-        (rf'res{s}\.(\d+)\.shortcut\.weight', rf'layer{s - 1}.\1.downsample.0.weight'),
-        (rf'res{s}\.(\d+)\.shortcut\.norm\.(.*)', rf'layer{s - 1}.\1.downsample.1.\2'),
-    )],
+    *[
+        rule for s in range(2, 6) for rule in (
+            (rf'res{s}\.(\d+)\.conv(\d)\.weight',
+             rf'layer{s - 1}.\1.conv\2.weight'),
+            (rf'res{s}\.(\d+)\.conv(\d)\.norm\.(.*)',
+             rf'layer{s - 1}.\1.bn\2.\3'),
+            (rf'res{s}\.(\d+)\.shortcut\.weight',
+             rf'layer{s - 1}.\1.downsample.0.weight'),
+            (rf'res{s}\.(\d+)\.shortcut\.norm\.(.*)',
+             rf'layer{s - 1}.\1.downsample.1.\2'),
+        )
+    ],
 ]
 
 PART_PREFIXES = (
@@ -116,7 +133,8 @@ CLASS_KEYS = ('panoptic_head.predictor.class_embed.weight',
               'panoptic_head.predictor.class_embed.bias',
               'panoptic_head.predictor.denoising.label_enc.weight')
 
-# (converted key, what its first dimension ``{}`` sets, the config field behind it)
+# (converted key, what its first dimension ``{}`` sets, the config field behind
+# it)
 FIT_CHECKS = (
     ('panoptic_head.predictor.denoising.label_enc.weight', '{} classes',
      'num_things_classes + num_stuff_classes'),
@@ -141,7 +159,8 @@ def _apply_rules(key: str, rules: List[Rule]) -> Optional[str]:
 
 
 def _check_aliases(predictor: Mapping[str, torch.Tensor]) -> None:
-    """Raise if an aliased predictor tensor differs from the one it duplicates."""
+    """Raise if an aliased predictor tensor differs from the one it duplicates.
+    """
     for key, value in predictor.items():
         for alias, original in PREDICTOR_ALIASES:
             if re.fullmatch(alias, key):
@@ -154,8 +173,10 @@ def _check_aliases(predictor: Mapping[str, torch.Tensor]) -> None:
 
 
 def convert_head_state_dict(
-        state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Convert the head part (pixel decoder + predictor) of an official state dict.
+    state_dict: Mapping[str,
+                        torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Convert the head part (pixel decoder + predictor) of an official state
+    dict.
 
     Keys outside the head (backbone, ``criterion.*``) are ignored here.
     """
@@ -176,13 +197,14 @@ def convert_head_state_dict(
 
 
 def convert_resnet_state_dict(
-        state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    state_dict: Mapping[str,
+                        torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Convert detectron2 ResNet keys (``stem.*``, ``res{2-5}.*``, without the
     ``backbone.`` prefix) to mmdet ``ResNet`` keys under ``backbone.``.
 
     detectron2 FrozenBN stores ``weight, bias, running_mean, running_var``; the
-    matching mmdet BN also has ``num_batches_tracked``, added here as 0 when absent
-    (SyncBN checkpoints already carry it).
+    matching mmdet BN also has ``num_batches_tracked``, added here as 0 when
+    absent (SyncBN checkpoints already carry it).
     """
     out = OrderedDict()
     for key, value in state_dict.items():
@@ -197,16 +219,18 @@ def convert_resnet_state_dict(
 
 
 def convert_backbone_state_dict(
-        state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    state_dict: Mapping[str,
+                        torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Convert official backbone keys (without the ``backbone.`` prefix).
 
-    detectron2 ResNet (``stem.*``) goes through :func:`convert_resnet_state_dict`;
-    Mask2Former's ``D2SwinTransformer`` (``patch_embed.*``, ``layers.*``,
-    ``norm{i}.*``) has the names of the original Swin code and goes through mmdet's
-    ``swin_converter``, which also reorders the ``(4C)`` patch-merging channels from
-    Swin's ``cat(x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2])`` to
-    the ``nn.Unfold`` order of mmdet's ``PatchMerging``. Anything else is kept with
-    the ``backbone.`` prefix (a strict load then reports it).
+    detectron2 ResNet (``stem.*``) goes through
+    :func:`convert_resnet_state_dict`; Mask2Former's ``D2SwinTransformer``
+    (``patch_embed.*``, ``layers.*``, ``norm{i}.*``) has the names of the
+    original Swin code and goes through mmdet's ``swin_converter``, which also
+    reorders the ``(4C)`` patch-merging channels from Swin's ``cat(x[0::2,
+    0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2])`` to the ``nn.Unfold``
+    order of mmdet's ``PatchMerging``. Anything else is kept with the
+    ``backbone.`` prefix (a strict load then reports it).
     """
     if any(k.startswith('stem.') for k in state_dict):
         return convert_resnet_state_dict(state_dict)
@@ -222,7 +246,8 @@ def is_official_state_dict(state_dict: Mapping) -> bool:
         for k in state_dict)
 
 
-def official_weights(checkpoint: Mapping) -> Optional[Mapping[str, torch.Tensor]]:
+def official_weights(
+        checkpoint: Mapping) -> Optional[Mapping[str, torch.Tensor]]:
     """The official weights in a loaded checkpoint, or None if it is not one.
 
     Accepts a detectron2 checkpoint (weights under ``model``) and the bare
@@ -237,21 +262,24 @@ def official_weights(checkpoint: Mapping) -> Optional[Mapping[str, torch.Tensor]
 
 
 def convert_official_state_dict(
-        state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Convert a whole official state dict (``ckpt['model']``) to mmmaskdino keys.
+    state_dict: Mapping[str,
+                        torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Convert a whole official state dict (``ckpt['model']``) to mmmaskdino
+    keys.
 
     Returns:
-        OrderedDict: ``backbone.*`` then ``panoptic_head.*`` tensors; aliases and
-        ``criterion.*`` dropped; keys of no known part kept unchanged.
+        OrderedDict: ``backbone.*`` then ``panoptic_head.*`` tensors; aliases
+        and ``criterion.*`` dropped; keys of no known part kept unchanged.
     """
     backbone = OrderedDict((k[len('backbone.'):], v)
                            for k, v in state_dict.items()
                            if k.startswith('backbone.'))
     out = convert_backbone_state_dict(backbone)
     out.update(convert_head_state_dict(state_dict))
-    known = ('backbone.', *(src for src, _, _ in PART_PREFIXES),
-             *DROPPED_PREFIXES)
-    out.update((k, v) for k, v in state_dict.items() if not k.startswith(known))
+    known = ('backbone.', *(src
+                            for src, _, _ in PART_PREFIXES), *DROPPED_PREFIXES)
+    out.update(
+        (k, v) for k, v in state_dict.items() if not k.startswith(known))
     return out
 
 
@@ -261,7 +289,8 @@ def _shape(tensor: torch.Tensor) -> str:
 
 def check_state_dict_fits(state_dict: Mapping[str, torch.Tensor],
                           model_state: Mapping[str, torch.Tensor]) -> None:
-    """Raise ``ValueError`` naming how a converted checkpoint and a model differ.
+    """Raise ``ValueError`` naming how a converted checkpoint and a model
+    differ.
 
     Class count, feature levels, FFN widths, hidden size and query count are
     named with the config field to change; other shape differences are listed
@@ -292,7 +321,8 @@ def check_state_dict_fits(state_dict: Mapping[str, torch.Tensor],
                          '\n  '.join(problems))
 
 
-def skip_mismatched_class_tensors(state_dict: MutableMapping[str, torch.Tensor],
+def skip_mismatched_class_tensors(state_dict: MutableMapping[str,
+                                                             torch.Tensor],
                                   model: nn.Module,
                                   prefix: str = '') -> List[str]:
     """Keep the model's own class-dependent tensors where the checkpoint's
@@ -303,14 +333,15 @@ def skip_mismatched_class_tensors(state_dict: MutableMapping[str, torch.Tensor],
     fails on a size mismatch nor reports them missing.
 
     Returns:
-        list[str]: ``'name (checkpoint shape -> model shape)'`` per replaced key.
+        list[str]: ``'name (checkpoint shape -> model shape)'`` per replaced
+        key.
     """
     replaced = []
     params = dict(model.named_parameters())
     for key in CLASS_KEYS:
         full = prefix + key
-        if full in state_dict and key in params and (
-                state_dict[full].shape != params[key].shape):
+        if full in state_dict and key in params and (state_dict[full].shape
+                                                     != params[key].shape):
             name = key[len('panoptic_head.predictor.'):]
             replaced.append(f'{name} ({_shape(state_dict[full])} -> '
                             f'{_shape(params[key])})')
@@ -318,7 +349,8 @@ def skip_mismatched_class_tensors(state_dict: MutableMapping[str, torch.Tensor],
     return replaced
 
 
-def prepare_state_dict(state_dict: Dict, model: nn.Module,
+def prepare_state_dict(state_dict: Dict,
+                       model: nn.Module,
                        prefix: str = '') -> None:
     """Load-time hook of :class:`MaskDINO`: adapt ``state_dict`` in place.
 
@@ -327,8 +359,10 @@ def prepare_state_dict(state_dict: Dict, model: nn.Module,
     2. Class-dependent tensors of another shape are replaced by the model's own
        (:func:`skip_mismatched_class_tensors`), with one log line.
     """
-    local = {k[len(prefix):]: v for k, v in state_dict.items()
-             if k.startswith(prefix)}
+    local = {
+        k[len(prefix):]: v
+        for k, v in state_dict.items() if k.startswith(prefix)
+    }
     weights = official_weights(local)
     if weights is not None:
         for key in local:
@@ -337,10 +371,13 @@ def prepare_state_dict(state_dict: Dict, model: nn.Module,
         state_dict.update((prefix + k, v) for k, v in converted.items())
         print_log(
             f'Converted an official Mask DINO (detectron2) checkpoint: '
-            f'{len(weights)} tensors -> {len(converted)}', logger='current')
+            f'{len(weights)} tensors -> {len(converted)}',
+            logger='current')
     replaced = skip_mismatched_class_tensors(state_dict, model, prefix)
     if replaced:
         print_log(
             'The checkpoint was trained for another class count: keeping this '
-            'model\'s initial class-dependent tensors instead of '
-            + ', '.join(replaced), logger='current', level=logging.WARNING)
+            'model\'s initial class-dependent tensors instead of ' +
+            ', '.join(replaced),
+            logger='current',
+            level=logging.WARNING)

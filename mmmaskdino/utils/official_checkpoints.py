@@ -18,7 +18,6 @@ from typing import Mapping, Optional
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_http
 
 from mmmaskdino.datasets.bundled_formats import CITYSCAPES_CLASSES
-
 from .checkpoint_conversion import official_weights
 
 OFFICIAL_URL_PREFIX = ('https://github.com/IDEA-Research/detrex-storage/'

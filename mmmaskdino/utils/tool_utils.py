@@ -22,11 +22,15 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         '`data_root`: every path under it (datasets, evaluator annotation '
         'files) is redirected, e.g. --data-root data/bundled/coco/')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, e.g. "train_cfg.max_iters=100"')
     parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     # torch.distributed.launch passes --local-rank (or --local_rank).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -34,8 +38,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 def enable_amp(cfg: Config) -> None:
     """Switch ``cfg.optim_wrapper`` to automatic mixed precision in place.
 
-    With CUDA: mmengine's ``AmpOptimWrapper`` (float16 unless the config
-    sets ``dtype``, dynamic ``GradScaler``). Without CUDA: ``CPUAmpOptimWrapper`` (bfloat16
+    With CUDA: mmengine's ``AmpOptimWrapper`` (float16 unless the config sets
+        ``dtype``, dynamic ``GradScaler``). Without CUDA:
+        ``CPUAmpOptimWrapper`` (bfloat16
     autocast, no scaler), since mmengine's wrapper refuses to start there.
     A config that already asks for ``AmpOptimWrapper`` is switched to the
     CPU wrapper on a CPU-only machine (with bfloat16: float16 without a
@@ -104,8 +109,9 @@ def add_weights_only_checkpoint_hook(cfg: Config) -> None:
     there, so that the checkpoints of any config (stock MMDetection ones
     too) load under torch >= 2.6's default ``weights_only=True``."""
     hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(str(h.get('type', '')).endswith('WeightsOnlyCheckpointHook')
-               for h in hooks):
+    if not any(
+            str(h.get('type', '')).endswith('WeightsOnlyCheckpointHook')
+            for h in hooks):
         hooks.append(dict(type='mmdet.WeightsOnlyCheckpointHook'))
     cfg.custom_hooks = hooks
 
@@ -183,8 +189,10 @@ def _init_cpu_process_group(cfg: Config) -> None:
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel',
         find_unused_parameters=cfg.get('find_unused_parameters', False))
-    if wrapper.get('type', 'MMDistributedDataParallel') in (
-            'MMDistributedDataParallel', 'DistributedDataParallel'):
+    if wrapper.get(
+            'type',
+            'MMDistributedDataParallel') in ('MMDistributedDataParallel',
+                                             'DistributedDataParallel'):
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
 

@@ -130,7 +130,10 @@ def test_inference_on_folder_in_batches(tiny_models, shapes_root, tmp_path,
         (folder / image.name).write_bytes(image.read_bytes())
     inferencer = init_maskdino(cfg, str(ckpt), task='instance')
     results = inference_on_folder(
-        inferencer, str(folder), str(tmp_path / 'out'), batch_size=2,
+        inferencer,
+        str(folder),
+        str(tmp_path / 'out'),
+        batch_size=2,
         pred_score_thr=0.0)
     assert '3/3' in capsys.readouterr().out  # the progress bar
     assert len(results) == 3
@@ -142,17 +145,22 @@ def test_inference_on_folder_in_batches(tiny_models, shapes_root, tmp_path,
 
 
 def test_empty_panoptic_result_is_drawn_as_nothing(tiny_models, shapes_root,
-                                                  tmp_path):
+                                                   tmp_path):
     """A model that finds nothing (class prior 1e-4) gives an all-void
     panoptic map, which MMDetection's visualizer cannot draw."""
     cfg, _ = tiny_models['panoptic']
-    ckpt = save_random_checkpoint(cfg, tmp_path / 'empty.pth',
-                                  dataset_meta_from_config(cfg),
-                                  class_bias=-9.0)
+    ckpt = save_random_checkpoint(
+        cfg,
+        tmp_path / 'empty.pth',
+        dataset_meta_from_config(cfg),
+        class_bias=-9.0)
     image = _val_images(shapes_root, 1)[0]
     inferencer = init_maskdino(cfg, str(ckpt), task='panoptic')
     result = inference_on_folder(
-        inferencer, str(image), str(tmp_path / 'out'), save_pred=False,
+        inferencer,
+        str(image),
+        str(tmp_path / 'out'),
+        save_pred=False,
         show_progress=False)[0]
     assert (result['panoptic_seg'] == 0).all()  # VOID everywhere
     drawn = mmcv.imread(tmp_path / 'out/vis' / image.name)
@@ -171,8 +179,10 @@ def test_image_demo(task, tiny_models, shapes_root, tmp_path, monkeypatch):
     cfg.dump(str(cfg_file))
     image = _val_images(shapes_root, 1)[0]
     _run_demo('image_demo.py', [
-        str(image), str(cfg_file), '--weights', str(ckpt), '--task', task,
-        '--out-dir', str(tmp_path / 'out'), '--pred-score-thr', '0.5'
+        str(image),
+        str(cfg_file), '--weights',
+        str(ckpt), '--task', task, '--out-dir',
+        str(tmp_path / 'out'), '--pred-score-thr', '0.5'
     ], monkeypatch)
     drawn = mmcv.imread(tmp_path / 'out/vis' / image.name)
     original = mmcv.imread(image)
@@ -191,15 +201,17 @@ def test_video_demo(tiny_models, shapes_root, tmp_path, monkeypatch):
     frame = mmcv.imread(_val_images(shapes_root, 1)[0])
     frame = mmcv.imresize(frame, (128, 96))
     video = tmp_path / 'in.avi'
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'MJPG'), 5,
-                             (128, 96))
+    writer = cv2.VideoWriter(
+        str(video), cv2.VideoWriter_fourcc(*'MJPG'), 5, (128, 96))
     for _ in range(3):
         writer.write(frame)
     writer.release()
     out = tmp_path / 'out.avi'
     _run_demo('video_demo.py', [
-        str(video), str(cfg_file), '--weights', str(ckpt), '--out', str(out),
-        '--fourcc', 'MJPG', '--pred-score-thr', '0'
+        str(video),
+        str(cfg_file), '--weights',
+        str(ckpt), '--out',
+        str(out), '--fourcc', 'MJPG', '--pred-score-thr', '0'
     ], monkeypatch)
     frames = list(mmcv.VideoReader(str(out)))
     inputs = list(mmcv.VideoReader(str(video)))
@@ -207,5 +219,9 @@ def test_video_demo(tiny_models, shapes_root, tmp_path, monkeypatch):
     assert all(changed_pixels(a, b) > 1000 for a, b in zip(inputs, frames))
     # the helper itself returns the number of frames written
     inferencer = init_maskdino(cfg, str(ckpt))
-    assert inference_on_video(inferencer, str(video), str(tmp_path / 'o.avi'),
-                              fourcc='MJPG', show_progress=False) == 3
+    assert inference_on_video(
+        inferencer,
+        str(video),
+        str(tmp_path / 'o.avi'),
+        fourcc='MJPG',
+        show_progress=False) == 3

@@ -73,10 +73,13 @@ def save_random_checkpoint(cfg: Config,
     for key in ('panoptic_head.pixel_decoder.mask_features.bias',
                 'panoptic_head.predictor.mask_embed.layers.2.bias'):
         state_dict[key][0] = mask_offset**0.5
-    torch.save({
-        'state_dict': state_dict,
-        'meta': {'dataset_meta': dataset_meta}
-    }, path)
+    torch.save(
+        {
+            'state_dict': state_dict,
+            'meta': {
+                'dataset_meta': dataset_meta
+            }
+        }, path)
     return path
 
 

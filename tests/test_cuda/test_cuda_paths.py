@@ -73,7 +73,9 @@ def test_one_training_step_on_cuda(task, amp, bundled_root, tmp_path):
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-5000:]
     (scalars, ) = work_dir.glob('*/vis_data/scalars.json')
-    (record, ) = [json.loads(line) for line in scalars.read_text().splitlines()]
+    (record, ) = [
+        json.loads(line) for line in scalars.read_text().splitlines()
+    ]
     assert math.isfinite(record['loss']) and record['loss'] > 0
 
 
@@ -90,9 +92,13 @@ def build_model(task: str) -> torch.nn.Module:
 def one_image_batch() -> dict:
     torch.manual_seed(1)
     image = torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8)
-    sample = DetDataSample(metainfo=dict(
-        img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE), scale_factor=(1, 1),
-        batch_input_shape=(SIZE, SIZE), pad_shape=(SIZE, SIZE)))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(SIZE, SIZE),
+            ori_shape=(SIZE, SIZE),
+            scale_factor=(1, 1),
+            batch_input_shape=(SIZE, SIZE),
+            pad_shape=(SIZE, SIZE)))
     return dict(inputs=[image], data_samples=[sample])
 
 
@@ -107,12 +113,12 @@ def test_cuda_prediction_matches_cpu(task):
         with torch.no_grad():
             data = model.data_preprocessor(copy.deepcopy(one_image_batch()))
             outputs[device] = [
-                t.cpu() for t in model._forward(data['inputs'],
-                                                data['data_samples'])
+                t.cpu()
+                for t in model._forward(data['inputs'], data['data_samples'])
             ]
             results[device] = model.test_step(one_image_batch())[0].cpu()
     (logits, masks, boxes), (c_logits, c_masks, c_boxes) = (outputs['cpu'],
-                                                           outputs['cuda'])
+                                                            outputs['cuda'])
     torch.testing.assert_close(c_logits, logits, atol=ATOL, rtol=0)
     torch.testing.assert_close(c_masks, masks, atol=ATOL, rtol=0)
     torch.testing.assert_close(c_boxes, boxes, atol=BOX_ATOL, rtol=0)
@@ -121,5 +127,4 @@ def test_cuda_prediction_matches_cpu(task):
     if 'pred_instances' in results['cpu']:
         cpu, cuda = (results[d].pred_instances for d in ('cpu', 'cuda'))
         assert len(cpu) == len(cuda)
-        torch.testing.assert_close(
-            cuda.scores, cpu.scores, atol=ATOL, rtol=0)
+        torch.testing.assert_close(cuda.scores, cpu.scores, atol=ATOL, rtol=0)

@@ -62,10 +62,15 @@ def test_bundled_data_passes(data):
 
 def run_train(config: Path, data_root: Path, tmp_path: Path):
     tiny = write_tiny_config(config, tmp_path)
-    return subprocess.run(
-        [sys.executable, 'tools/train.py', str(tiny), '--work-dir',
-         str(tmp_path / 'work'), '--data-root', str(data_root)],
-        cwd=REPO, capture_output=True, text=True)
+    return subprocess.run([
+        sys.executable, 'tools/train.py',
+        str(tiny), '--work-dir',
+        str(tmp_path / 'work'), '--data-root',
+        str(data_root)
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
 
 
 def test_degenerate_polygon_stops_train_py_before_training(data, tmp_path):
@@ -115,8 +120,7 @@ def test_empty_image_list_stops_train_py(data, tmp_path):
     (lambda d: first_polygon_ann(d).pop('segmentation'),
      'has no `segmentation`, but the config trains or evaluates masks'),
     (lambda d: d['images'][0].update(height=0), 'has height=0'),
-    (lambda d: d['images'][1].update(id=d['images'][0]['id']),
-     'image id'),
+    (lambda d: d['images'][1].update(id=d['images'][0]['id']), 'image id'),
 ])
 def test_malformed_instance_json(data, fault, message):
     ann_file = data / 'coco/annotations/instances_train2017.json'
@@ -163,8 +167,10 @@ def test_panoptic_png_segment_missing_from_json(data):
 
     def drop_segment(d):
         ann = d['annotations'][0]
-        state.update(ann['segments_info'].pop(0), image_id=ann['image_id'],
-                     png=ann['file_name'])
+        state.update(
+            ann['segments_info'].pop(0),
+            image_id=ann['image_id'],
+            png=ann['file_name'])
 
     edit_json(ann_file, drop_segment)
     with pytest.raises(AnnotationError) as err:
@@ -176,18 +182,19 @@ def test_panoptic_png_segment_missing_from_json(data):
 
 def test_panoptic_unknown_category(data):
     ann_file = data / 'coco/annotations/panoptic_train2017.json'
-    edit_json(ann_file, lambda d: d['annotations'][0]['segments_info'][0]
-              .update(category_id=201))
-    with pytest.raises(AnnotationError,
-                       match='has category id 201, which is not in'):
+    edit_json(
+        ann_file, lambda d: d['annotations'][0]['segments_info'][0].update(
+            category_id=201))
+    with pytest.raises(
+            AnnotationError, match='has category id 201, which is not in'):
         check(PANOPTIC, data / 'coco')
 
 
 def test_panoptic_missing_png(data):
     png_dir = data / 'coco/annotations/panoptic_train2017'
     next(png_dir.iterdir()).unlink()
-    with pytest.raises(AnnotationError,
-                       match=r'1 panoptic PNG file\(s\) not found'):
+    with pytest.raises(
+            AnnotationError, match=r'1 panoptic PNG file\(s\) not found'):
         check(PANOPTIC, data / 'coco')
 
 

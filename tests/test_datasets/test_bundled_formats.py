@@ -5,18 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from mmdet.datasets import (ADE20KSegDataset, CocoDataset,
-                            CocoPanopticDataset)
+from mmdet.datasets import ADE20KSegDataset, CocoDataset, CocoPanopticDataset
 from mmengine.config import Config
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from mmmaskdino.datasets.bundled_formats import (COCO_STUFF_IDS,
-                                                 COCO_THING_IDS,
-                                                 CITYSCAPES_CLASSES,
-                                                 generate_formats,
-                                                 mask_to_polygons,
-                                                 mask_to_uncompressed_rle)
+from mmmaskdino.datasets import bundled_formats
+from mmmaskdino.datasets.bundled_formats import generate_formats
 from tests.conftest import BUNDLED_TRAIN, BUNDLED_VAL, REPO_ROOT
 
 
@@ -27,16 +22,20 @@ def load(path):
 def test_coco_instances_polygons_and_crowd_rle(bundled_root):
     data = load(bundled_root / 'coco/annotations/instances_train2017.json')
     assert len(data['images']) == BUNDLED_TRAIN
-    assert [c['id'] for c in data['categories']] == list(COCO_THING_IDS)
-    assert max(COCO_THING_IDS) == 90 and len(COCO_THING_IDS) == 80
+    assert [c['id'] for c in data['categories']
+            ] == list(bundled_formats.COCO_THING_IDS)
+    assert max(bundled_formats.COCO_THING_IDS) == 90 and len(
+        bundled_formats.COCO_THING_IDS) == 80
     crowd = [a for a in data['annotations'] if a['iscrowd']]
     plain = [a for a in data['annotations'] if not a['iscrowd']]
     assert plain and all(isinstance(a['segmentation'], list) for a in plain)
-    assert all(len(p) >= 6 and len(p) % 2 == 0 for a in plain
-               for p in a['segmentation'])
+    assert all(
+        len(p) >= 6 and len(p) % 2 == 0 for a in plain
+        for p in a['segmentation'])
     assert all(isinstance(a['segmentation']['counts'], list) for a in crowd)
     ids = {a['category_id'] for a in data['annotations']}
-    assert ids <= set(COCO_THING_IDS) and not ids <= set(range(1, 6))
+    assert ids <= set(
+        bundled_formats.COCO_THING_IDS) and not ids <= set(range(1, 6))
     for img in data['images']:
         assert (bundled_root / 'coco/train2017' / img['file_name']).is_file()
         assert img['file_name'].endswith('.jpg')
@@ -61,14 +60,15 @@ def test_polygons_and_rle_reproduce_the_masks():
     mask = np.zeros((40, 50), np.uint8)
     mask[5:25, 10:40] = 1
     mask[30:36, 2:8] = 1
-    polygons = mask_to_polygons(mask)
+    polygons = bundled_formats.mask_to_polygons(mask)
     assert len(polygons) == 2
     rle = mask_utils.merge(mask_utils.frPyObjects(polygons, 40, 50))
     raster = mask_utils.decode(rle)
     iou = (raster & mask).sum() / (raster | mask).sum()
     assert iou > 0.75
     assert mask_utils.area(rle) <= mask.sum()
-    exact = mask_utils.frPyObjects(mask_to_uncompressed_rle(mask), 40, 50)
+    exact = mask_utils.frPyObjects(
+        bundled_formats.mask_to_uncompressed_rle(mask), 40, 50)
     np.testing.assert_array_equal(mask_utils.decode(exact), mask)
 
 
@@ -76,16 +76,19 @@ def test_coco_panoptic_categories_and_pngs(bundled_root):
     data = load(bundled_root / 'coco/annotations/panoptic_val2017.json')
     cats = data['categories']
     assert len(cats) == 133 and sum(c['isthing'] for c in cats) == 80
-    assert [c['id'] for c in cats if not c['isthing']] == list(COCO_STUFF_IDS)
+    assert [c['id'] for c in cats
+            if not c['isthing']] == list(bundled_formats.COCO_STUFF_IDS)
     assert max(c['id'] for c in cats) == 200
     names = [c['name'] for c in cats]
     assert names == list(CocoPanopticDataset.METAINFO['classes'])
     for ann in data['annotations']:
         rgb = np.asarray(
             Image.open(bundled_root / 'coco/annotations/panoptic_val2017' /
-                       ann['file_name']), dtype=np.int64)
-        ids = set(np.unique(rgb[..., 0] + 256 * rgb[..., 1] +
-                            65536 * rgb[..., 2]).tolist()) - {0}
+                       ann['file_name']),
+            dtype=np.int64)
+        ids = set(
+            np.unique(rgb[..., 0] + 256 * rgb[..., 1] +
+                      65536 * rgb[..., 2]).tolist()) - {0}
         assert ids == {s['id'] for s in ann['segments_info']}
         assert any(s['id'] > 255 for s in ann['segments_info'])
 
@@ -94,8 +97,8 @@ def test_ade20k_and_cityscapes_label_maps(bundled_root):
     ade = bundled_root / 'ADEChallengeData2016'
     maps = sorted((ade / 'annotations/training').glob('*.png'))
     assert len(maps) == BUNDLED_TRAIN
-    values = np.unique(np.concatenate(
-        [np.asarray(Image.open(m)).ravel() for m in maps]))
+    values = np.unique(
+        np.concatenate([np.asarray(Image.open(m)).ravel() for m in maps]))
     assert values.max() <= 150
     assert ADE20KSegDataset.METAINFO['classes'].index('sky') + 1 in values
     assert 0 in values  # crowd regions: "other", ignored
@@ -118,7 +121,8 @@ def test_ade20k_and_cityscapes_label_maps(bundled_root):
      CocoPanopticDataset.METAINFO['classes']),
     ('maskdino_r50_4xb4-160k_ade20k-512x512.py',
      ADE20KSegDataset.METAINFO['classes']),
-    ('maskdino_r50_4xb4-90k_cityscapes-512x1024.py', CITYSCAPES_CLASSES),
+    ('maskdino_r50_4xb4-90k_cityscapes-512x1024.py',
+     bundled_formats.CITYSCAPES_CLASSES),
 ])
 def test_configs_carry_the_dataset_classes(config, classes):
     """The full-size configs name their classes (what checkpoints record as

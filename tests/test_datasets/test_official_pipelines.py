@@ -3,15 +3,15 @@
 
 ``../shared/parity/pipeline_{instance,panoptic,semantic}.pt`` hold what the
 official ``COCOInstanceNewBaselineDatasetMapper``,
-``COCOPanopticNewBaselineDatasetMapper`` and ``MaskFormerSemanticDatasetMapper``
-produce for small samples in the real COCO, COCO panoptic and ADE20K formats,
-with every random choice recorded. Each case writes the sample in the real
-on-disk layout, builds the shipped config's train dataset (the real dataset
-class and pipeline, data root redirected), replays the recorded choices
-through the transforms' sampling methods and compares image, classes, boxes,
-masks and label maps with the official outputs; then the head's targets
-(labels, normalised boxes, padded masks) built from the sample after the
-shipped data preprocessor, with the official targets.
+``COCOPanopticNewBaselineDatasetMapper`` and
+``MaskFormerSemanticDatasetMapper`` produce for small samples in the real COCO,
+COCO panoptic and ADE20K formats, with every random choice recorded. Each case
+writes the sample in the real on-disk layout, builds the shipped config's train
+dataset (the real dataset class and pipeline, data root redirected), replays
+the recorded choices through the transforms' sampling methods and compares
+image, classes, boxes, masks and label maps with the official outputs; then the
+head's targets (labels, normalised boxes, padded masks) built from the sample
+after the shipped data preprocessor, with the official targets.
 """
 import hashlib
 import io
@@ -50,8 +50,8 @@ def unpack(entry) -> np.ndarray:
     if entry['codec'] == 'png':
         arr = np.asarray(Image.open(io.BytesIO(raw))).transpose(2, 0, 1)
     else:
-        arr = np.frombuffer(zlib.decompress(raw),
-                            dtype=entry['dtype']).reshape(entry['shape'])
+        arr = np.frombuffer(
+            zlib.decompress(raw), dtype=entry['dtype']).reshape(entry['shape'])
     arr = np.ascontiguousarray(arr)
     assert hashlib.sha256(arr.tobytes()).hexdigest() == entry['sha256']
     return arr
@@ -86,8 +86,7 @@ def write_sample(kind: str, fixture: dict, root: Path) -> None:
 
 def pipeline_step(dataset, type_name: str):
     (step, ) = [
-        t for t in dataset.pipeline.transforms
-        if type(t).__name__ == type_name
+        t for t in dataset.pipeline.transforms if type(t).__name__ == type_name
     ]
     return step
 
@@ -97,8 +96,9 @@ def replay(kind: str, dataset, choices: dict) -> None:
     flip = 'horizontal' if choices['flip'] else None
     pipeline_step(dataset, 'RandomFlip')._choose_direction = lambda: flip
     if kind in ('instance', 'panoptic'):
-        pipeline_step(dataset, 'ResizeScale')._sample_scale = (
-            lambda: choices['lsj_scale'])
+        pipeline_step(
+            dataset,
+            'ResizeScale')._sample_scale = (lambda: choices['lsj_scale'])
         pipeline_step(dataset, 'FixedSizeCrop')._sample_offset_fraction = (
             lambda: choices['crop_draw'])
         return
@@ -106,8 +106,9 @@ def replay(kind: str, dataset, choices: dict) -> None:
         lambda: (choices['short_edge'], choices['short_edge_index']))
     pipeline_step(dataset, 'RandomCrop')._rand_offset = (
         lambda margin: tuple(choices['crop_y0x0']))
-    pipeline_step(dataset, 'ColorAugSSD')._sample_params = (
-        lambda: dict(choices['color']))
+    pipeline_step(
+        dataset,
+        'ColorAugSSD')._sample_params = (lambda: dict(choices['color']))
 
 
 @pytest.fixture(scope='module', params=sorted(CONFIGS))
@@ -159,7 +160,9 @@ def our_targets(kind: str, sample) -> Dict[str, np.ndarray]:
 
 
 def case_ids(kind: str) -> List[str]:
-    return [c['name'] for c in load_parity_fixture(f'pipeline_{kind}')['cases']]
+    return [
+        c['name'] for c in load_parity_fixture(f'pipeline_{kind}')['cases']
+    ]
 
 
 def test_pipelines_reproduce_official_mapper_outputs(setup):
@@ -174,12 +177,12 @@ def test_pipelines_reproduce_official_mapper_outputs(setup):
         assert differing == 0, f'{case["name"]}: {differing} pixels differ'
         ours = our_targets(kind, data['data_samples'])
         expected = official_targets(outputs)
-        np.testing.assert_array_equal(ours['labels'], expected['labels'],
-                                      err_msg=case['name'])
+        np.testing.assert_array_equal(
+            ours['labels'], expected['labels'], err_msg=case['name'])
         if kind == 'semantic':
             expected_sem = unpack(outputs['sem_seg'])
-            np.testing.assert_array_equal(ours['sem_seg'], expected_sem,
-                                          err_msg=case['name'])
+            np.testing.assert_array_equal(
+                ours['sem_seg'], expected_sem, err_msg=case['name'])
             print(f'PIPELINE {kind} {case["name"]}: image pixels differing '
                   f'{differing}, targets {len(ours["labels"])} vs '
                   f'{len(expected["labels"])}, label pixels differing '
@@ -187,15 +190,19 @@ def test_pipelines_reproduce_official_mapper_outputs(setup):
             continue
         assert ours['masks'].shape == expected['masks'].shape
         np.testing.assert_array_equal(
-            ours['masks'].sum((1, 2)), outputs['gt_mask_areas'].numpy(),
+            ours['masks'].sum((1, 2)),
+            outputs['gt_mask_areas'].numpy(),
             err_msg=case['name'])
-        np.testing.assert_array_equal(ours['masks'], expected['masks'],
-                                      err_msg=case['name'])
+        np.testing.assert_array_equal(
+            ours['masks'], expected['masks'], err_msg=case['name'])
         np.testing.assert_allclose(
-            ours['boxes'], expected['boxes'], atol=BOX_ATOL, rtol=0,
+            ours['boxes'],
+            expected['boxes'],
+            atol=BOX_ATOL,
+            rtol=0,
             err_msg=case['name'])
-        box_diff = float(np.abs(ours['boxes'] - expected['boxes']).max(
-            initial=0))
+        box_diff = float(
+            np.abs(ours['boxes'] - expected['boxes']).max(initial=0))
         print(f'PIPELINE {kind} {case["name"]}: image pixels differing '
               f'{differing}, targets {len(ours["labels"])} vs '
               f'{len(expected["labels"])}, masks differing '
@@ -217,36 +224,45 @@ def test_head_targets_equal_official_targets(setup):
     for case in fixture['cases']:
         data = run_case(kind, cfg, case)
         batch = preprocessor(
-            dict(inputs=[data['inputs']],
-                 data_samples=[data['data_samples']]), True)
+            dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
+            True)
         (target, ) = head.get_targets(batch['data_samples'],
                                       torch.device('cpu'))
         expected = official_targets(case['outputs'])
         size = case['outputs']['image_size'][0]
         assert batch['inputs'].shape[-2:] == (size, size)
-        np.testing.assert_array_equal(target.labels.numpy(),
-                                      expected['labels'], err_msg=case['name'])
+        np.testing.assert_array_equal(
+            target.labels.numpy(), expected['labels'], err_msg=case['name'])
         boxes = bbox_xyxy_to_cxcywh(torch.from_numpy(expected['boxes'])) / size
         torch.testing.assert_close(
             target.bboxes, boxes, atol=BOX_ATOL / size, rtol=0)
-        np.testing.assert_array_equal(target.masks.numpy().astype(bool),
-                                      expected['masks'], err_msg=case['name'])
+        np.testing.assert_array_equal(
+            target.masks.numpy().astype(bool),
+            expected['masks'],
+            err_msg=case['name'])
 
 
 def test_fixture_decoding_matches_ours(setup):
     """Our loading step decodes the JPEGs as the official reader does."""
     kind, fixture, _ = setup
     inputs = fixture['inputs']
-    files = ({k: v['image_jpeg'] for k, v in inputs.items()}
-             if kind == 'semantic' else {inputs['image_file']: inputs['image_jpeg']})
-    decoded = {Path(k).stem: unpack(v)
-               for k, v in fixture['decoded_images'].items()}
+    files = ({
+        k: v['image_jpeg']
+        for k, v in inputs.items()
+    } if kind == 'semantic' else {
+        inputs['image_file']: inputs['image_jpeg']
+    })
+    decoded = {
+        Path(k).stem: unpack(v)
+        for k, v in fixture['decoded_images'].items()
+    }
     for name, jpeg in files.items():
-        ours = mmcv.imfrombytes(jpeg.numpy().tobytes(), backend='pillow',
-                                channel_order='rgb').transpose(2, 0, 1)
+        ours = mmcv.imfrombytes(
+            jpeg.numpy().tobytes(), backend='pillow',
+            channel_order='rgb').transpose(2, 0, 1)
         np.testing.assert_array_equal(ours, decoded[Path(name).stem])
 
 
 def test_case_count():
-    assert [len(case_ids(k)) for k in ('instance', 'panoptic', 'semantic')
-            ] == [5, 4, 3]
+    assert [len(case_ids(k))
+            for k in ('instance', 'panoptic', 'semantic')] == [5, 4, 3]

@@ -12,15 +12,12 @@ import torch
 from mmdet.apis import inference_detector
 from mmengine.config import Config
 
-pytest.importorskip('onnxruntime')
-
-from mmmaskdino.apis import dataset_meta_from_config  # noqa: E402
-from mmmaskdino.apis.inference import TASK_FLAGS  # noqa: E402
-from mmmaskdino.deployment import (OUTPUT_NAMES, OnnxMaskDINO,  # noqa: E402
-                                   init_export_model)
-from tests.conftest import REPO_ROOT  # noqa: E402
-from tests.test_apis.utils import (changed_pixels,  # noqa: E402
-                                   save_random_checkpoint, shapes_config)
+from mmmaskdino.apis import dataset_meta_from_config
+from mmmaskdino.apis.inference import TASK_FLAGS
+from mmmaskdino.deployment import OUTPUT_NAMES, OnnxMaskDINO, init_export_model
+from tests.conftest import REPO_ROOT
+from tests.test_apis.utils import (changed_pixels, save_random_checkpoint,
+                                   shapes_config)
 
 TOL = 1e-4
 IMG_SIZE = 128
@@ -44,10 +41,13 @@ def tiny_config(shapes_root: Path) -> Config:
 
 def run_tool(tool: str, *args: str) -> str:
     """Run ``tools/deployment/<tool>`` in a fresh process; its stdout."""
-    proc = subprocess.run(
-        [sys.executable,
-         str(REPO_ROOT / 'tools' / 'deployment' / tool), *args],
-        cwd=REPO_ROOT, capture_output=True, text=True)
+    proc = subprocess.run([
+        sys.executable,
+        str(REPO_ROOT / 'tools' / 'deployment' / tool), *args
+    ],
+                          cwd=REPO_ROOT,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -66,7 +66,9 @@ def exported(shapes_root, tmp_path_factory) -> dict:
                       str(onnx_file), '--task', 'instance', '--img-size',
                       str(IMG_SIZE), str(IMG_SIZE), '--verify')
     assert 'opset 17' in stdout
-    diffs = [float(d.rstrip(',')) for d in stdout.split('|: ')[1].split()[1::2]]
+    diffs = [
+        float(d.rstrip(',')) for d in stdout.split('|: ')[1].split()[1::2]
+    ]
     assert len(diffs) == 3 and max(diffs) < TOL, stdout
     return dict(
         cfg=cfg,
@@ -178,8 +180,8 @@ def test_images_larger_than_the_graph_are_shrunk_to_fit(exported, tmp_path):
     assert boxes.shape == (100, 4) and boxes.isfinite().all()
 
 
-def test_a_config_that_does_not_fit_the_graph_is_refused(exported,
-                                                         shapes_root):
+def test_a_config_that_does_not_fit_the_graph_is_refused(
+        exported, shapes_root):
     """The semantic config (softmax classes, C + 1 logits) with the instance
     graph (C logits)."""
     from tests.test_apis.utils import shapes_config

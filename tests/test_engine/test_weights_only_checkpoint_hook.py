@@ -84,8 +84,10 @@ def test_import_patches_nothing():
 
 def test_without_the_hook_weights_only_loading_fails(tmp_path):
     runner = _runner(tmp_path, 2)
-    runner._hooks = [h for h in runner._hooks
-                     if type(h).__name__ != 'WeightsOnlyCheckpointHook']
+    runner._hooks = [
+        h for h in runner._hooks
+        if type(h).__name__ != 'WeightsOnlyCheckpointHook'
+    ]
     runner.train()
     with pytest.raises(pickle.UnpicklingError):
         torch.load(tmp_path / 'iter_2.pth', weights_only=True)

@@ -4,7 +4,6 @@ metrics agree (100), and a perturbed copy scores clearly less."""
 from pathlib import Path
 from typing import List
 
-import numpy as np
 import pytest
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET

@@ -25,15 +25,18 @@ def readme_recipe() -> list:
     text = (REPO_ROOT / 'README.md').read_text()
     section = text[text.index('## GPU install'):]
     block = re.search(r'```bash\n(.*?)```', section, re.S).group(1)
-    return [line.split('  #')[0].strip() for line in block.splitlines()
-            if line.strip()]
+    return [
+        line.split('  #')[0].strip() for line in block.splitlines()
+        if line.strip()
+    ]
 
 
 def source_copy(dest: Path) -> Path:
     """The repository's sources in ``dest`` (an install from the checkout
     itself would leave build files and mim copies in it)."""
     shutil.copytree(
-        REPO_ROOT, dest,
+        REPO_ROOT,
+        dest,
         ignore=shutil.ignore_patterns('.git', '.venv', 'data', 'work_dirs',
                                       'build', '*.egg-info', '.mim',
                                       '__pycache__', '.pytest_cache'))
@@ -41,8 +44,10 @@ def source_copy(dest: Path) -> Path:
 
 
 def mmcv_wheel_cached() -> bool:
-    out = subprocess.run([sys.executable, '-m', 'pip', 'cache', 'list',
-                          'mmcv'], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, '-m', 'pip', 'cache', 'list', 'mmcv'],
+        capture_output=True,
+        text=True).stdout
     return 'mmcv-2.1.0' in out
 
 
@@ -54,9 +59,10 @@ def test_recipe_pins_a_torch_with_mmcv_wheels():
     assert 'pip install "setuptools>=77.0.3,<81"' in readme_recipe()
 
 
-@pytest.mark.skipif(not mmcv_wheel_cached(),
-                    reason='needs the mmcv 2.1.0 wheel in pip\'s cache '
-                    '(`make install` builds it)')
+@pytest.mark.skipif(
+    not mmcv_wheel_cached(),
+    reason='needs the mmcv 2.1.0 wheel in pip\'s cache '
+    '(`make install` builds it)')
 def test_gpu_install_recipe_in_a_fresh_venv(tmp_path, shapes_root):
     commands = [
         CPU_TORCH if 'download.pytorch.org' in c else c
@@ -74,8 +80,10 @@ def test_gpu_install_recipe_in_a_fresh_venv(tmp_path, shapes_root):
         '--cfg-options train_cfg.max_iters=1 train_cfg.val_interval=10 '
         'default_hooks.logger.interval=1',
     ])
-    proc = subprocess.run(['bash', '-c', script], capture_output=True,
-                          text=True, timeout=1800)
+    proc = subprocess.run(['bash', '-c', script],
+                          capture_output=True,
+                          text=True,
+                          timeout=1800)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     assert 'maskdino_r18-tiny_1xb4-2k_shapes' in proc.stdout  # mim search
@@ -87,12 +95,18 @@ def test_install_without_mmcv_stops_with_instructions(tmp_path):
     """``pip install .`` into an environment without mmcv fails at once with
     the way to get mmcv, not with ``No module named mmcv`` at first use."""
     venv = tmp_path / 'bare'
-    subprocess.run([str(Path(sys.executable).resolve()), '-m', 'venv',
-                    str(venv)], check=True)
-    proc = subprocess.run(
-        [str(venv / 'bin/python'), '-m', 'pip', 'install', '--no-deps',
-         '--no-cache-dir', str(source_copy(tmp_path / 'src'))],
-        capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [str(Path(sys.executable).resolve()), '-m', 'venv',
+         str(venv)],
+        check=True)
+    proc = subprocess.run([
+        str(venv / 'bin/python'), '-m', 'pip', 'install', '--no-deps',
+        '--no-cache-dir',
+        str(source_copy(tmp_path / 'src'))
+    ],
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
     assert 'mmmaskdino needs mmcv>=2.0.0rc4,<2.2.0' in output

@@ -111,6 +111,7 @@ def test_mixed_training_reports_box_and_mask_ap(cfg, tmp_path):
 
 
 def test_generator_splits_train_into_box_and_mask_halves(shapes_root):
+
     def load(part):
         path = shapes_root / f'annotations/instances_train_{part}.json'
         return json.loads(path.read_text())

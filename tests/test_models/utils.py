@@ -45,7 +45,8 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_config(task: str, predictor: Optional[dict] = None,
+def tiny_config(task: str,
+                predictor: Optional[dict] = None,
                 **test_cfg) -> Config:
     """The shapes config of ``task`` shrunk to a test-sized model.
 
@@ -82,7 +83,8 @@ def tiny_config(task: str, predictor: Optional[dict] = None,
     return cfg
 
 
-def build_tiny_model(task: str, predictor: Optional[dict] = None,
+def build_tiny_model(task: str,
+                     predictor: Optional[dict] = None,
                      **test_cfg) -> nn.Module:
     """Build (and initialise) the tiny model of ``task``; see
     :func:`tiny_config`."""
@@ -111,12 +113,11 @@ def model_classes(model: nn.Module) -> Tuple[int, int]:
 def _box_of(mask: np.ndarray) -> Tuple[float, float, float, float]:
     """Tight xyxy box (exclusive right/bottom edge) of a binary mask."""
     ys, xs = np.nonzero(mask)
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(
-        ys.max() + 1)
+    return float(xs.min()), float(ys.min()), float(xs.max() +
+                                                   1), float(ys.max() + 1)
 
 
-def random_objects(rng: np.random.Generator, num_objects: int,
-                   num_things: int,
+def random_objects(rng: np.random.Generator, num_objects: int, num_things: int,
                    img_shape: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
     """``num_objects`` random rectangles with random thing labels.
 
@@ -195,8 +196,8 @@ def empty_sample(img_shape: Sequence[int] = (IMG_SIZE, IMG_SIZE),
         sem_seg=sem_seg)
 
 
-def stuff_label_map(labels: np.ndarray, masks: np.ndarray,
-                    num_things: int, num_stuff: int) -> np.ndarray:
+def stuff_label_map(labels: np.ndarray, masks: np.ndarray, num_things: int,
+                    num_stuff: int) -> np.ndarray:
     """Label map: top half stuff ``num_things``, bottom half the last stuff
     class, things painted on top, a 255 ignore border of two pixels."""
     h, w = masks.shape[-2:]
@@ -208,7 +209,8 @@ def stuff_label_map(labels: np.ndarray, masks: np.ndarray,
     return sem
 
 
-def render_images(samples: Sequence[DetDataSample], seed: int = 0,
+def render_images(samples: Sequence[DetDataSample],
+                  seed: int = 0,
                   noise: float = 0.1) -> torch.Tensor:
     """Normalised ``(bs, 3, H_pad, W_pad)`` inputs where every GT object is
     painted with a class-dependent colour over weak noise."""
@@ -223,8 +225,8 @@ def render_images(samples: Sequence[DetDataSample], seed: int = 0,
         masks = gt.masks.to_tensor(dtype=torch.bool, device='cpu')
         for label, mask in zip(gt.labels.tolist(), masks):
             h, w = mask.shape
-            colour = torch.stack([palette[label], -palette[label],
-                                  palette[(label * 3) % 9]])
+            colour = torch.stack(
+                [palette[label], -palette[label], palette[(label * 3) % 9]])
             img[:, :h, :w][:, mask] = colour[:, None]
     return images
 
@@ -243,7 +245,8 @@ def instance_batch(num_things: int,
     return samples
 
 
-def panoptic_batch(num_things: int, num_stuff: int,
+def panoptic_batch(num_things: int,
+                   num_stuff: int,
                    num_objects: Sequence[int] = (1, 2),
                    seed: int = 0) -> list:
     """Instance samples plus a ``gt_sem_seg`` with stuff regions and ignore

@@ -51,6 +51,7 @@ def test_autocast_keeps_deformable_attention_and_matching_fp32():
     dtypes = {}
 
     def record(name):
+
         def hook(module, args, output):
             tensors = output if isinstance(output, (tuple, list)) else [output]
             flat = []
@@ -62,6 +63,7 @@ def test_autocast_keeps_deformable_attention_and_matching_fp32():
                 elif torch.is_tensor(t):
                     flat.append(t)
             dtypes[name] = {v.dtype for v in flat}
+
         return hook
 
     head = model.panoptic_head
@@ -75,8 +77,8 @@ def test_autocast_keeps_deformable_attention_and_matching_fp32():
     cost_dtypes = set()
 
     def recording_assign(pred_instances, gt_instances, **kwargs):
-        cost_dtypes.update(
-            pred_instances[k].dtype for k in ('scores', 'bboxes', 'masks'))
+        cost_dtypes.update(pred_instances[k].dtype
+                           for k in ('scores', 'bboxes', 'masks'))
         return assign(pred_instances, gt_instances, **kwargs)
 
     assigner.assign = recording_assign
@@ -94,13 +96,16 @@ def test_autocast_keeps_deformable_attention_and_matching_fp32():
 
 
 def test_train_amp_on_bundled_data(shapes_root, tmp_path):
-    """``--amp`` on a CPU machine: ``AMP_ITERS`` iterations of the reliability config
-    (tiny model, batch 2, 64x64 crops) with bfloat16 autocast, every logged
-    loss finite."""
+    """``--amp`` on a CPU machine: ``AMP_ITERS`` iterations of the reliability
+    config (tiny model, batch 2, 64x64 crops) with bfloat16 autocast, every
+    logged loss finite."""
     work_dir = tmp_path / 'amp'
     run_tool(
-        train_cmd(work_dir, shapes_root, '--amp',
-                  cfg_options=[f'train_cfg.max_iters={AMP_ITERS}']),
+        train_cmd(
+            work_dir,
+            shapes_root,
+            '--amp',
+            cfg_options=[f'train_cfg.max_iters={AMP_ITERS}']),
         timeout=400)
     run_dir, = run_dirs(work_dir)
     records = train_records(run_dir)
@@ -110,5 +115,6 @@ def test_train_amp_on_bundled_data(shapes_root, tmp_path):
         assert len(values) > 30
         assert all(torch.isfinite(torch.tensor(values)))
     config = json.dumps(
-        Config.fromfile(str(next(run_dir.glob('vis_data/*.py')))).optim_wrapper)
+        Config.fromfile(str(next(
+            run_dir.glob('vis_data/*.py')))).optim_wrapper)
     assert 'CPUAmpOptimWrapper' in config and 'bfloat16' in config

@@ -27,15 +27,16 @@ from pycocotools import mask as mask_utils
 from tests.test_models.utils import (IMG_SIZE, TINY_QUERIES, all_finite,
                                      build_tiny_model, empty_sample,
                                      instance_batch, make_data_sample,
-                                     one_thread, random_objects,
-                                     render_images)
+                                     one_thread, random_objects, render_images)
 from tests.test_reliability.utils import CONFIG
 
 __all__ = ['one_thread']  # the module-wide single-thread fixture
 
 NUM_THINGS = 5
-CATEGORIES = [dict(id=i + 1, name=n) for i, n in enumerate(
-    ('circle', 'square', 'triangle', 'star', 'ring'))]
+CATEGORIES = [
+    dict(id=i + 1, name=n)
+    for i, n in enumerate(('circle', 'square', 'triangle', 'star', 'ring'))
+]
 
 
 @pytest.fixture(scope='module')
@@ -45,23 +46,35 @@ def model():
     return build_tiny_model('instance').train()
 
 
-def rect_ann(ann_id: int, img_id: int, box: Sequence[float], cat: int = 1,
-             iscrowd: int = 0, shape: Optional[Sequence[int]] = None) -> dict:
+def rect_ann(ann_id: int,
+             img_id: int,
+             box: Sequence[float],
+             cat: int = 1,
+             iscrowd: int = 0,
+             shape: Optional[Sequence[int]] = None) -> dict:
     """A COCO annotation of the rectangle ``box`` (xywh) with an RLE mask of
     the image ``shape`` (h, w)."""
     x, y, w, h = box
-    ann = dict(id=ann_id, image_id=img_id, category_id=cat, bbox=list(box),
-               area=float(w * h), iscrowd=iscrowd)
+    ann = dict(
+        id=ann_id,
+        image_id=img_id,
+        category_id=cat,
+        bbox=list(box),
+        area=float(w * h),
+        iscrowd=iscrowd)
     if shape is not None:
         m = np.zeros(shape, dtype=np.uint8, order='F')
-        m[max(int(y), 0):max(int(y + h), 0), max(int(x), 0):max(int(x + w), 0)] = 1
+        m[max(int(y), 0):max(int(y + h), 0),
+          max(int(x), 0):max(int(x + w), 0)] = 1
         rle = mask_utils.encode(m)
         rle['counts'] = rle['counts'].decode()
         ann['segmentation'] = rle
     return ann
 
 
-def write_coco(root: Path, images: List[np.ndarray], anns: List[dict],
+def write_coco(root: Path,
+               images: List[np.ndarray],
+               anns: List[dict],
                names: Optional[List[str]] = None,
                ext: str = 'png') -> Path:
     """Write ``images`` and a COCO json with ``anns`` under ``root``.
@@ -79,16 +92,18 @@ def write_coco(root: Path, images: List[np.ndarray], anns: List[dict],
         infos.append(dict(id=i + 1, file_name=name, height=h, width=w))
     ann_file = root / 'ann.json'
     ann_file.write_text(
-        json.dumps(dict(images=infos, annotations=anns,
-                        categories=CATEGORIES)))
+        json.dumps(
+            dict(images=infos, annotations=anns, categories=CATEGORIES)))
     return ann_file
 
 
 def build_dataset(root: Path):
     """The reliability config's training dataset on ``root``."""
     cfg = Config.fromfile(str(CONFIG)).train_dataloader.dataset
-    cfg.update(data_root=str(root) + '/', ann_file='ann.json',
-               data_prefix=dict(img='img/'))
+    cfg.update(
+        data_root=str(root) + '/',
+        ann_file='ann.json',
+        data_prefix=dict(img='img/'))
     return DATASETS.build(cfg)
 
 
@@ -96,12 +111,14 @@ def train_losses(model, item: dict) -> dict:
     """Losses of a training forward on a batch of two copies of a pipeline
     output (the tiny model's pixel decoder has one channel per GroupNorm
     group, which needs two values per group at its 1x1 coarsest level)."""
-    data = model.data_preprocessor(pseudo_collate([item, item]),
-                                   training=True)
+    data = model.data_preprocessor(pseudo_collate([item, item]), training=True)
     return model.loss(data['inputs'], data['data_samples'])
 
 
-def scene(h: int = 96, w: int = 96, channels: int = 3, seed: int = 0,
+def scene(h: int = 96,
+          w: int = 96,
+          channels: int = 3,
+          seed: int = 0,
           dtype=np.uint8) -> np.ndarray:
     """A random image (BGR / gray / BGRA)."""
     rng = np.random.default_rng(seed)
@@ -128,8 +145,10 @@ def test_image_without_annotations_trains(model, tmp_path):
 
 
 def test_only_crowd_annotations_are_ignored(model, tmp_path):
-    anns = [rect_ann(1, 1, (10, 10, 30, 30), iscrowd=1, shape=(96, 96)),
-            rect_ann(2, 1, (50, 50, 20, 20), iscrowd=1, shape=(96, 96))]
+    anns = [
+        rect_ann(1, 1, (10, 10, 30, 30), iscrowd=1, shape=(96, 96)),
+        rect_ann(2, 1, (50, 50, 20, 20), iscrowd=1, shape=(96, 96))
+    ]
     write_coco(tmp_path, [scene()], anns)
     dataset = build_dataset(tmp_path)
     instances = dataset.get_data_info(0)['instances']
@@ -140,9 +159,11 @@ def test_only_crowd_annotations_are_ignored(model, tmp_path):
 
 
 def test_zero_area_boxes_are_dropped(model, tmp_path):
-    anns = [rect_ann(1, 1, (10, 10, 0, 20), shape=(96, 96)),
-            rect_ann(2, 1, (10, 10, 20, 0), shape=(96, 96)),
-            rect_ann(3, 1, (30, 30, 40, 40), cat=2, shape=(96, 96))]
+    anns = [
+        rect_ann(1, 1, (10, 10, 0, 20), shape=(96, 96)),
+        rect_ann(2, 1, (10, 10, 20, 0), shape=(96, 96)),
+        rect_ann(3, 1, (30, 30, 40, 40), cat=2, shape=(96, 96))
+    ]
     write_coco(tmp_path, [scene()], anns)
     dataset = build_dataset(tmp_path)
     assert [i['bbox_label'] for i in dataset.get_data_info(0)['instances']] \
@@ -151,8 +172,10 @@ def test_zero_area_boxes_are_dropped(model, tmp_path):
 
 
 def test_out_of_image_boxes(model, tmp_path):
-    anns = [rect_ann(1, 1, (200, 200, 20, 20), shape=(96, 96)),  # outside
-            rect_ann(2, 1, (-20, 70, 50, 50), cat=3, shape=(96, 96))]  # partly
+    anns = [
+        rect_ann(1, 1, (200, 200, 20, 20), shape=(96, 96)),  # outside
+        rect_ann(2, 1, (-20, 70, 50, 50), cat=3, shape=(96, 96))
+    ]  # partly
     write_coco(tmp_path, [scene()], anns)
     dataset = build_dataset(tmp_path)
     assert [i['bbox_label'] for i in dataset.get_data_info(0)['instances']] \
@@ -168,21 +191,31 @@ def test_out_of_image_boxes(model, tmp_path):
 
 def test_masks_vanishing_after_lsj_crop_are_filtered(model):
     crop = TRANSFORMS.build(
-        dict(type='RandomCrop', crop_size=(64, 64), crop_type='absolute',
-             recompute_bbox=True, allow_negative_crop=True))
+        dict(
+            type='RandomCrop',
+            crop_size=(64, 64),
+            crop_type='absolute',
+            recompute_bbox=True,
+            allow_negative_crop=True))
     keep = TRANSFORMS.build(
-        dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5),
-             by_mask=True))
+        dict(
+            type='FilterAnnotations',
+            min_gt_bbox_wh=(1e-5, 1e-5),
+            by_mask=True))
     from mmdet.structures.bbox import HorizontalBoxes
     from mmdet.structures.mask import BitmapMasks
     masks = np.zeros((1, 128, 128), dtype=np.uint8)
     masks[0, 124:128, 124:128] = 1  # survives only a crop at offset >= 61
     np.random.seed(0)
-    results = crop(dict(
-        img=scene(128, 128), img_shape=(128, 128),
-        gt_bboxes=HorizontalBoxes(torch.tensor([[124., 124., 128., 128.]])),
-        gt_bboxes_labels=np.array([1]), gt_ignore_flags=np.array([False]),
-        gt_masks=BitmapMasks(masks, 128, 128)))
+    results = crop(
+        dict(
+            img=scene(128, 128),
+            img_shape=(128, 128),
+            gt_bboxes=HorizontalBoxes(
+                torch.tensor([[124., 124., 128., 128.]])),
+            gt_bboxes_labels=np.array([1]),
+            gt_ignore_flags=np.array([False]),
+            gt_masks=BitmapMasks(masks, 128, 128)))
     assert results['gt_masks'].masks.sum() == 0  # the mask vanished
     results = keep(results)
     assert len(results['gt_masks']) == 0 and len(results['gt_bboxes']) == 0
@@ -190,10 +223,11 @@ def test_masks_vanishing_after_lsj_crop_are_filtered(model):
 
 
 @pytest.mark.parametrize('kind', ['gray', 'rgba', '16bit'])
-def test_grayscale_rgba_16bit_images_load_as_3_channels(model, tmp_path,
-                                                        kind):
-    img = dict(gray=scene(channels=1), rgba=scene(channels=4),
-               **{'16bit': scene(dtype=np.uint16)})[kind]
+def test_grayscale_rgba_16bit_images_load_as_3_channels(model, tmp_path, kind):
+    img = dict(
+        gray=scene(channels=1),
+        rgba=scene(channels=4),
+        **{'16bit': scene(dtype=np.uint16)})[kind]
     write_coco(tmp_path, [img],
                [rect_ann(1, 1, (20, 20, 40, 40), shape=(96, 96))])
     item = build_dataset(tmp_path)[0]
@@ -214,13 +248,15 @@ def test_tiny_and_extreme_aspect_images_train_and_predict(model, tmp_path, hw):
     # inference on the original image size
     model.eval()
     try:
-        sample = make_data_sample(np.zeros(0, dtype=np.int64),
-                                  np.zeros((0, 64, 64), dtype=np.uint8),
-                                  img_shape=(64, 64), ori_shape=hw)
+        sample = make_data_sample(
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, 64, 64), dtype=np.uint8),
+            img_shape=(64, 64),
+            ori_shape=hw)
         sample.set_metainfo(dict(scale_factor=(64 / w, 64 / h)))
         with torch.no_grad():
-            out = model.predict(torch.zeros(2, 3, 64, 64),
-                                [sample, sample.clone()])[0]
+            out = model.predict(
+                torch.zeros(2, 3, 64, 64), [sample, sample.clone()])[0]
     finally:
         model.train()
     pred = out.pred_instances
@@ -232,8 +268,9 @@ def test_corrupt_image_error_names_the_file(tmp_path):
     write_coco(tmp_path, [scene()], [], names=['broken.png'])
     (tmp_path / 'img' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n garbage')
     dataset = build_dataset(tmp_path)
-    with pytest.raises(AssertionError, match=r'failed to load image: .*'
-                       r'img/broken\.png'):
+    with pytest.raises(
+            AssertionError, match=r'failed to load image: .*'
+            r'img/broken\.png'):
         dataset[0]
 
 
@@ -253,8 +290,10 @@ def test_unknown_category_ids_are_dropped(model, tmp_path):
     """mmdet's ``CocoDataset`` keeps only annotations whose category is one of
     the dataset's classes (that is how class subsets are selected), so an id
     missing from ``categories`` drops that annotation; the rest trains."""
-    anns = [rect_ann(1, 1, (10, 10, 30, 30), cat=99, shape=(96, 96)),
-            rect_ann(2, 1, (50, 50, 30, 30), cat=4, shape=(96, 96))]
+    anns = [
+        rect_ann(1, 1, (10, 10, 30, 30), cat=99, shape=(96, 96)),
+        rect_ann(2, 1, (50, 50, 30, 30), cat=4, shape=(96, 96))
+    ]
     write_coco(tmp_path, [scene()], anns)
     dataset = build_dataset(tmp_path)
     assert [i['bbox_label'] for i in dataset.get_data_info(0)['instances']] \
@@ -276,8 +315,8 @@ def test_one_pixel_masks_train(model):
 def test_empty_mask_with_box_trains(model):
     """A GT whose mask vanished but kept its box (no FilterAnnotations)."""
     masks = np.zeros((1, IMG_SIZE, IMG_SIZE), dtype=np.uint8)
-    sample = make_data_sample(np.array([2]), masks,
-                              boxes=np.array([[10., 10., 20., 20.]]))
+    sample = make_data_sample(
+        np.array([2]), masks, boxes=np.array([[10., 10., 20., 20.]]))
     assert all_finite(model_losses(model, [sample, sample]))
 
 
@@ -319,7 +358,9 @@ def test_box_only_image_in_mask_batch_trains(model):
     rng = np.random.default_rng(0)
     labels, masks = random_objects(rng, 2, NUM_THINGS, (IMG_SIZE, IMG_SIZE))
     box_only = make_data_sample(
-        labels, None, boxes=np.array([[4., 4., 20., 20.], [30., 30., 60., 50.]]))
+        labels,
+        None,
+        boxes=np.array([[4., 4., 20., 20.], [30., 30., 60., 50.]]))
     losses = model_losses(model, [make_data_sample(labels, masks), box_only])
     assert all_finite(losses)
 
@@ -344,8 +385,10 @@ def test_checkpoint_with_wrong_class_count(model, tmp_path):
     everything else is loaded, and a warning names both class counts."""
     other = build_tiny_model('instance')
     other.panoptic_head.predictor.class_embed = torch.nn.Linear(32, 7)
-    state = {k: v + 1.0 for k, v in other.state_dict().items()
-             if v.is_floating_point()}
+    state = {
+        k: v + 1.0
+        for k, v in other.state_dict().items() if v.is_floating_point()
+    }
     path = tmp_path / 'seven_classes.pth'
     torch.save(dict(state_dict=state), path)
     target = build_tiny_model('instance')

@@ -47,8 +47,11 @@ def _rank_worker(rank: int, port: int, out_dir: str) -> None:
     from mmmaskdino.models.layers.denoising import MaskDINODenoising
     from mmmaskdino.models.losses.maskdino_loss import MaskDINOLoss
     counts = [(2, 1), (5, 3)][rank]
-    gts = [InstanceData(labels=torch.zeros(n, dtype=torch.long),
-                        bboxes=torch.full((n, 4), 0.5)) for n in counts]
+    gts = [
+        InstanceData(
+            labels=torch.zeros(n, dtype=torch.long),
+            bboxes=torch.full((n, 4), 0.5)) for n in counts
+    ]
     dn = MaskDINODenoising(num_classes=5, embed_dims=8, dn_num=10)
     groups = dn(gts, num_queries=4)['dn_meta']['num_groups']
     normalisers = MaskDINOLoss._normalisers(gts, torch.device('cpu'))
@@ -64,8 +67,9 @@ def test_dn_groups_per_process_normaliser_all_reduced(tmp_path):
     averaged over the processes ((3 + 8) / 2 = 5.5) on every rank (the mask
     normaliser is 1: these box-only GT have no masks, clamped to >= 1)."""
     mp.spawn(_rank_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
-    results = [json.loads((tmp_path / f'{r}.json').read_text())
-               for r in range(2)]
+    results = [
+        json.loads((tmp_path / f'{r}.json').read_text()) for r in range(2)
+    ]
     assert [r['groups'] for r in results] == [5, 2]
     assert [r['normalisers'] for r in results] == [[5.5, 1.0], [5.5, 1.0]]
 
@@ -82,8 +86,8 @@ def _gt_counts(root: Path) -> list:
     return [counts[i] for i in order]
 
 
-def test_dist_train_two_processes_matches_single_process(shapes_root,
-                                                          tmp_path):
+def test_dist_train_two_processes_matches_single_process(
+        shapes_root, tmp_path):
     """2 processes x batch 2 (``dist_train.sh CONFIG 2``) against 1 process x
     batch 4, same images per iteration, in the deterministic setting above.
 
@@ -100,14 +104,18 @@ def test_dist_train_two_processes_matches_single_process(shapes_root,
     assert counts[0] + counts[2] != counts[1] + counts[3]
 
     single = tmp_path / 'single'
-    run_tool(train_cmd(single, shapes_root, cfg_options=[
-        *DETERMINISTIC, 'train_dataloader.batch_size=4']))
+    run_tool(
+        train_cmd(
+            single,
+            shapes_root,
+            cfg_options=[*DETERMINISTIC, 'train_dataloader.batch_size=4']))
     double = tmp_path / 'double'
     env_path = f'{Path(os.sys.executable).parent}:{os.environ["PATH"]}'
     run_tool([
         'env', f'PATH={env_path}', f'PORT={_free_port()}', 'bash',
-        str(REPO_ROOT / 'tools/dist_train.sh'), str(CONFIG), '2',
-        '--work-dir', str(double), '--cfg-options',
+        str(REPO_ROOT / 'tools/dist_train.sh'),
+        str(CONFIG), '2', '--work-dir',
+        str(double), '--cfg-options',
         f'train_dataloader.dataset.data_root={shapes_root}/', *DETERMINISTIC,
         'train_dataloader.batch_size=2'
     ])
@@ -121,10 +129,14 @@ def test_dist_train_two_processes_matches_single_process(shapes_root,
         assert rel < 1e-5, (it, rel)
 
     def weights(work_dir):
-        ckpt = torch.load(work_dir / f'iter_{NUM_ITERS}.pth',
-                          map_location='cpu', weights_only=True)
-        return {k: v for k, v in ckpt['state_dict'].items()
-                if v.is_floating_point()}
+        ckpt = torch.load(
+            work_dir / f'iter_{NUM_ITERS}.pth',
+            map_location='cpu',
+            weights_only=True)
+        return {
+            k: v
+            for k, v in ckpt['state_dict'].items() if v.is_floating_point()
+        }
 
     a, b = weights(single), weights(double)
     assert a.keys() == b.keys()

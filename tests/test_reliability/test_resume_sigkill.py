@@ -36,7 +36,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(shapes_root, tmp_path):
     work_dir = tmp_path / 'killed'
     proc = subprocess.Popen(
         train_cmd(work_dir, shapes_root, cfg_options=OPTIONS),
-        cwd=REPO_ROOT, env=tool_env(), stdout=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
@@ -50,8 +52,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(shapes_root, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert not (work_dir / f'iter_{MAX_ITERS}.pth').exists()
 
-    resumed_from = int((work_dir / 'last_checkpoint').read_text().strip()
-                       .rsplit('iter_', 1)[1].split('.')[0])
+    resumed_from = int(
+        (work_dir / 'last_checkpoint').read_text().strip().rsplit(
+            'iter_', 1)[1].split('.')[0])
     assert resumed_from % CKPT_INTERVAL == 0 and resumed_from < MAX_ITERS
     assert resumed_from % ITERS_PER_EPOCH != 0  # killed mid-epoch
 

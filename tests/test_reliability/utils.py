@@ -21,7 +21,9 @@ def tool_env() -> Dict[str, str]:
     return dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 
-def train_cmd(work_dir: Path, data_root: Path, *extra: str,
+def train_cmd(work_dir: Path,
+              data_root: Path,
+              *extra: str,
               cfg_options: Sequence[str] = ()) -> List[str]:
     """Command line of ``tools/train.py`` on the reliability config."""
     return [
@@ -49,14 +51,15 @@ def run_tool(cmd: Sequence[str], timeout: float = 240) -> str:
 
 def run_dirs(work_dir: Path) -> List[Path]:
     """The timestamped run folders of ``work_dir``, oldest first."""
-    return sorted(p.parent.parent
-                  for p in work_dir.glob('*/vis_data/scalars.json'))
+    return sorted(
+        p.parent.parent for p in work_dir.glob('*/vis_data/scalars.json'))
 
 
 def train_records(run_dir: Path) -> Dict[int, dict]:
     """Training records of one run's ``scalars.json`` keyed by iteration."""
     records = {}
-    for line in (run_dir / 'vis_data' / 'scalars.json').read_text().splitlines():
+    for line in (run_dir / 'vis_data' /
+                 'scalars.json').read_text().splitlines():
         record = json.loads(line)
         if 'loss' in record:
             records[record['iter']] = record

@@ -26,8 +26,9 @@ RESNET18_CHANNELS = [64, 128, 256, 512]
 def tiny_model_overrides(cfg: Config) -> Dict:
     """Model overrides (mmengine merge syntax) that shrink ``cfg.model``."""
     backbone = cfg.model.backbone
-    norm_cfg = (backbone.norm_cfg if backbone.type == 'ResNet' else dict(
-        type='BN', requires_grad=True))
+    norm_cfg = (
+        backbone.norm_cfg if backbone.type == 'ResNet' else dict(
+            type='BN', requires_grad=True))
     predictor = dict(
         hidden_dim=32, num_queries=20, ffn_dim=64, num_layers=2, mask_dim=32)
     if cfg.model.panoptic_head.predictor.get('denoising'):
@@ -64,7 +65,8 @@ def write_tiny_config(shipped: Union[str, Path], out_dir: Path) -> Path:
     text = '\n'.join([
         f'_base_ = [{str(shipped)!r}]',
         f'model = {tiny_model_overrides(cfg)!r}',
-        f'train_cfg = {dict(max_iters=TRAIN_ITERS, val_interval=TRAIN_ITERS)!r}',
+        'train_cfg = ' +
+        repr(dict(max_iters=TRAIN_ITERS, val_interval=TRAIN_ITERS)),
         'default_hooks = ' + repr(dict(logger=dict(interval=1))),
         'load_from = None',
         '',
@@ -77,8 +79,11 @@ def write_tiny_config(shipped: Union[str, Path], out_dir: Path) -> Path:
 def run_python(*args: str, timeout: float = 900) -> str:
     """``python ARGS`` from the repository root, as a user runs a tool;
     fails with the output's tail, returns stdout + stderr."""
-    proc = subprocess.run([sys.executable, *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, *args],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f'{" ".join(args)} failed:\n{output[-6000:]}'
     return output

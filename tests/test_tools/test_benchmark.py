@@ -1,5 +1,6 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""``tools/analysis_tools/benchmark.py``: two timed iterations on a tiny config."""
+"""``tools/analysis_tools/benchmark.py``: two timed iterations on a tiny
+config."""
 import importlib.util
 import json
 import subprocess
@@ -13,23 +14,28 @@ from tests.test_apis.utils import shapes_config
 
 SCRIPT = REPO_ROOT / 'tools/analysis_tools/benchmark.py'
 CONFIG = REPO_ROOT / 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py'
-RESULT_FIELDS = ('config', 'task', 'device', 'batch_size', 'img_size',
-                 'data', 'amp', 'warmup', 'iters', 'latency_median_s',
-                 'latency_p90_s', 'latency_mean_s', 'images_per_s',
-                 'peak_cpu_rss_mib', 'peak_cuda_mib', 'flops', 'params')
+RESULT_FIELDS = ('config', 'task', 'device', 'batch_size', 'img_size', 'data',
+                 'amp', 'warmup', 'iters', 'latency_median_s', 'latency_p90_s',
+                 'latency_mean_s', 'images_per_s', 'peak_cpu_rss_mib',
+                 'peak_cuda_mib', 'flops', 'params')
 MACHINE_FIELDS = ('cpu', 'cpu_count', 'torch_threads', 'gpu', 'load_average',
                   'torch', 'mmengine', 'mmcv', 'mmdet', 'command')
 
 
-def run_benchmark(config: str, out: Path, *args: str,
+def run_benchmark(config: str,
+                  out: Path,
+                  *args: str,
                   subprocess_run: bool = False) -> dict:
     """Run the script (in a fresh process, or its ``main`` here); returns
     the JSON report it saved."""
     argv = [config, '--device', 'cpu', '--out', str(out), *args]
     if subprocess_run:
-        proc = subprocess.run([sys.executable, str(SCRIPT), *argv],
-                              cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPT), *argv],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f'| {Path(config).name} |' in proc.stdout
     else:
@@ -43,10 +49,21 @@ def run_benchmark(config: str, out: Path, *args: str,
 @pytest.mark.parametrize('task', ['inference', 'train'])
 def test_benchmark_json_has_all_fields(task, tmp_path):
     # the training run goes through the command line, inference in-process
-    report = run_benchmark(str(CONFIG), tmp_path / f'{task}.json', '--task',
-                           task, '--img-size', '64', '64', '--batch-size',
-                           '2', '--warmup', '1', '--iters', '2',
-                           subprocess_run=task == 'train')
+    report = run_benchmark(
+        str(CONFIG),
+        tmp_path / f'{task}.json',
+        '--task',
+        task,
+        '--img-size',
+        '64',
+        '64',
+        '--batch-size',
+        '2',
+        '--warmup',
+        '1',
+        '--iters',
+        '2',
+        subprocess_run=task == 'train')
     assert set(MACHINE_FIELDS) <= set(report['machine'])
     assert report['machine']['torch_threads'] >= 1
     (result, ) = report['results']
@@ -65,9 +82,9 @@ def test_benchmark_json_has_all_fields(task, tmp_path):
 def test_benchmark_whole_test_set(shapes_root, tmp_path):
     config = tmp_path / 'tiny.py'
     shapes_config(CONFIG.stem, shapes_root).dump(str(config))
-    report = run_benchmark(str(config), tmp_path / 'test.json', '--data',
-                           'test', '--iters', '0', '--warmup', '1',
-                           '--no-flops')
+    report = run_benchmark(
+        str(config), tmp_path / 'test.json', '--data', 'test', '--iters', '0',
+        '--warmup', '1', '--no-flops')
     (result, ) = report['results']
     assert result['data'] == 'test' and result['img_size'] is None
     assert result['iters'] == SHAPES_NUM_VAL  # batch 1, every val image

@@ -22,7 +22,7 @@ from mmmaskdino.datasets.bundled_formats import FORMAT_DIRS
 from mmmaskdino.utils.tool_utils import redirect_data_root
 from tests.conftest import BUNDLED_VAL, SHAPES_NUM_VAL
 from tests.test_tools.e2e_utils import (REPO, TRAIN_ITERS, run_python,
-                                       write_tiny_config)
+                                        write_tiny_config)
 
 CONFIGS = sorted((REPO / 'configs/maskdino').glob('*.py'))
 DATA_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
@@ -40,8 +40,9 @@ def data_format(config: Path) -> str:
 
 def data_root_of(config: Path, bundled_root: Path, shapes_root: Path) -> Path:
     kind = data_format(config)
-    return shapes_root if kind == 'shapes' else bundled_root / FORMAT_DIRS[
-        kind]
+    if kind == 'shapes':
+        return shapes_root
+    return bundled_root / FORMAT_DIRS[kind]
 
 
 def expected_metric_keys(cfg: Config) -> set:
@@ -56,8 +57,9 @@ def expected_metric_keys(cfg: Config) -> set:
             metrics = [metrics] if isinstance(metrics, str) else metrics
             keys |= {f'coco/{m}_mAP' for m in metrics}
         elif evaluator.type == 'CocoPanopticMetric':
-            keys |= {'coco_panoptic/PQ', 'coco_panoptic/SQ',
-                     'coco_panoptic/RQ'}
+            keys |= {
+                'coco_panoptic/PQ', 'coco_panoptic/SQ', 'coco_panoptic/RQ'
+            }
         elif evaluator.type == 'SemSegMetric':
             keys |= {'mIoU'}
         else:
@@ -73,8 +75,9 @@ def scalars(work_dir: Path) -> list:
 
 def test_every_config_is_covered():
     assert len(CONFIGS) == 18  # 9 full-size, 4 custom templates, 5 shapes
-    assert {data_format(c) for c in CONFIGS} == {
-        'shapes', 'custom', 'ade20k', 'cityscapes', 'coco'}
+    assert {data_format(c)
+            for c in CONFIGS
+            } == {'shapes', 'custom', 'ade20k', 'cityscapes', 'coco'}
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.stem)
@@ -113,25 +116,23 @@ def test_config_trains_and_tests_end_to_end(config, tmp_path, bundled_root,
 
     print(f'E2E {config.stem}: dataset '
           f'{Config.fromfile(tiny).train_dataloader.dataset.type}, loss '
-          f'after {TRAIN_ITERS} iterations {losses[-1]["loss"]:.4f}, '
-          + ', '.join(f'{k}={val[k]}' for k in sorted(keys)))
+          f'after {TRAIN_ITERS} iterations {losses[-1]["loss"]:.4f}, ' +
+          ', '.join(f'{k}={val[k]}' for k in sorted(keys)))
     checkpoint = work_dir / f'iter_{TRAIN_ITERS}.pth'
     out = tmp_path / 'results.pkl'
     test_dir = tmp_path / 'test'
     run_python('tools/test.py', str(tiny), str(checkpoint), '--work-dir',
                str(test_dir), '--data-root', data_root, '--out', str(out))
-    test_metrics = json.loads(
-        next(test_dir.glob('*/*.json')).read_text())
+    test_metrics = json.loads(next(test_dir.glob('*/*.json')).read_text())
     assert keys <= set(test_metrics)
     for key in keys:  # the same weights on the same data
         assert test_metrics[key] == pytest.approx(val[key], abs=1e-6)
     with open(out, 'rb') as f:
         results = pickle.load(f)
-    assert len(results) == (SHAPES_NUM_VAL if data_format(config) == 'shapes'
-                            else BUNDLED_VAL)
+    assert len(results) == (
+        SHAPES_NUM_VAL if data_format(config) == 'shapes' else BUNDLED_VAL)
     for result in results:
         assert 'gt_instances' not in result
-        if 'pred_instances' in result and 'masks' in result[
-                'pred_instances']:
+        if 'pred_instances' in result and 'masks' in result['pred_instances']:
             masks = result['pred_instances']['masks']
             assert all(isinstance(m['counts'], (str, bytes)) for m in masks)

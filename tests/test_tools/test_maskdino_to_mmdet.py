@@ -22,42 +22,67 @@ URL_ROOT = ('https://github.com/IDEA-Research/detrex-storage/releases/'
 RELEASED = {
     'maskdino_r50_4xb4-lsj-50e_coco':
     ('maskdino_r50_50ep_300q_hid2048_3sd1_instance_maskenhanced_'
-     'mask46.3ap_box51.7ap.pth', {'mask AP': 46.3, 'box AP': 51.7}),
+     'mask46.3ap_box51.7ap.pth', {
+         'mask AP': 46.3,
+         'box AP': 51.7
+     }),
     'maskdino-hid1024_r50_4xb4-lsj-50e_coco':
     ('maskdino_r50_50ep_300q_hid1024_3sd1_instance_maskenhanced_'
-     'mask46.1ap_box51.5ap.pth', {'mask AP': 46.1, 'box AP': 51.5}),
+     'mask46.1ap_box51.5ap.pth', {
+         'mask AP': 46.1,
+         'box AP': 51.5
+     }),
     'maskdino_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco':
     ('maskdino_swinl_50ep_300q_hid2048_3sd1_instance_maskenhanced_'
-     'mask52.3ap_box59.0ap.pth', {'mask AP': 52.3, 'box AP': 59.0}),
+     'mask52.3ap_box59.0ap.pth', {
+         'mask AP': 52.3,
+         'box AP': 59.0
+     }),
     'maskdino-nomaskenhance_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco':
     ('maskdino_swinl_50ep_300q_hid2048_3sd1_instance_mask52.1ap_box58.3ap.pth',
-     {'mask AP': 52.1, 'box AP': 58.3}),
+     {
+         'mask AP': 52.1,
+         'box AP': 58.3
+     }),
     'maskdino_r50_4xb4-lsj-50e_coco-panoptic':
-    ('maskdino_r50_50ep_300q_hid2048_3sd1_panoptic_pq53.0.pth',
-     {'PQ': 53.0, 'mask AP': 44.3, 'box AP': 48.8, 'mIoU': 60.6}),
+    ('maskdino_r50_50ep_300q_hid2048_3sd1_panoptic_pq53.0.pth', {
+        'PQ': 53.0,
+        'mask AP': 44.3,
+        'box AP': 48.8,
+        'mIoU': 60.6
+    }),
     'maskdino_swin-l-p4-w12-384-in21k_8xb2-lsj-50e_coco-panoptic':
-    ('maskdino_swinl_50ep_300q_hid2048_3sd1_panoptic_58.3pq.pth',
-     {'PQ': 58.3, 'mask AP': 50.6, 'box AP': 56.2, 'mIoU': 67.5}),
+    ('maskdino_swinl_50ep_300q_hid2048_3sd1_panoptic_58.3pq.pth', {
+        'PQ': 58.3,
+        'mask AP': 50.6,
+        'box AP': 56.2,
+        'mIoU': 67.5
+    }),
     'maskdino_r50_4xb4-160k_ade20k-512x512':
-    ('maskdino_r50_50ep_100q_celoss_hid1024_3s_semantic_ade20k_48.7miou.pth',
-     {'mIoU': 48.7}),
+    ('maskdino_r50_50ep_100q_celoss_hid1024_3s_semantic_ade20k_48.7miou.pth', {
+        'mIoU': 48.7
+    }),
     'maskdino_r50_4xb4-90k_cityscapes-512x1024':
     ('maskdino_r50_50ep_100q_celoss_hid1024_3s_semantic_cityscapes_'
-     '79.8miou.pth', {'mIoU': 79.8}),
+     '79.8miou.pth', {
+         'mIoU': 79.8
+     }),
 }
 
 
 def _write_config(path, num_classes: int) -> str:
     spec = replace(TINY, num_classes=num_classes)
-    Config(dict(model=model_cfg(spec, num_things=num_classes))).dump(
-        str(path))
+    Config(dict(model=model_cfg(spec, num_things=num_classes))).dump(str(path))
     return str(path)
 
 
 def _run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
-                          cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120)
 
 
 @pytest.fixture(scope='module')
@@ -122,7 +147,10 @@ def test_mim_download_resolves_every_released_model(monkeypatch, tmp_path):
 
     info = search.get_model_info(
         'mmmaskdino', shown_fields=['weight', 'config'], to_dict=True)
-    assert {name: row['weight'] for name, row in info.items()} == {
+    assert {
+        name: row['weight']
+        for name, row in info.items()
+    } == {
         name: URL_ROOT + filename
         for name, (filename, _) in RELEASED.items()
     }
@@ -168,8 +196,7 @@ def test_converter_records_class_names(official_panoptic_file, tmp_path):
     assert len(meta['stuff_classes']) == 53
 
 
-def test_converter_takes_class_names_from_the_config(official_file,
-                                                     tmp_path):
+def test_converter_takes_class_names_from_the_config(official_file, tmp_path):
     config = Config.fromfile(
         REPO_ROOT / 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py')
     spec = replace(TINY, num_classes=7)
@@ -184,8 +211,10 @@ def test_converter_takes_class_names_from_the_config(official_file,
     assert list(meta['classes']) == [f'c{i}' for i in range(7)]
 
 
-@pytest.mark.parametrize('num_classes, dataset', [
-    (133, 'panoptic'), (150, 'ade20k'), (80, 'coco'), (19, 'cityscapes')])
+@pytest.mark.parametrize('num_classes, dataset', [(133, 'panoptic'),
+                                                  (150, 'ade20k'),
+                                                  (80, 'coco'),
+                                                  (19, 'cityscapes')])
 def test_official_url_checkpoints_get_their_class_names(
         num_classes, dataset, tmp_path, monkeypatch):
     """``init_detector`` / ``DetInferencer`` on an official release URL: the
@@ -195,8 +224,9 @@ def test_official_url_checkpoints_get_their_class_names(
 
     from mmmaskdino.utils import official_checkpoints as loader
     path = tmp_path / 'official.pth'
-    torch.save({'model': official_state_dict(
-        replace(TINY, num_classes=num_classes))}, path)
+    torch.save(
+        {'model': official_state_dict(replace(TINY, num_classes=num_classes))},
+        path)
     urls = []
 
     def fake_http(url, map_location=None):

@@ -23,8 +23,8 @@ from tests.conftest import REPO_ROOT
 MIM = [sys.executable, '-m', 'mim']
 CONFIG = 'maskdino_r18-tiny_1xb4-2k_shapes.py'
 SOURCES = ('setup.py', 'README.md', 'LICENSE', 'MANIFEST.in',
-           'model-index.yml', 'requirements', 'mmmaskdino', 'configs',
-           'tools', 'demo')
+           'model-index.yml', 'requirements', 'mmmaskdino', 'configs', 'tools',
+           'demo')
 
 
 @pytest.fixture(scope='module')
@@ -36,8 +36,10 @@ def site(tmp_path_factory) -> Path:
     for name in SOURCES:
         path = REPO_ROOT / name
         if path.is_dir():
-            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns(
-                '__pycache__', '.mim'))
+            shutil.copytree(
+                path,
+                src / name,
+                ignore=shutil.ignore_patterns('__pycache__', '.mim'))
         else:
             shutil.copy(path, src / name)
     subprocess.run([
@@ -45,7 +47,9 @@ def site(tmp_path_factory) -> Path:
         '--no-build-isolation', '--no-index', '--target',
         str(root / 'site'),
         str(src)
-    ], check=True, capture_output=True)
+    ],
+                   check=True,
+                   capture_output=True)
     site = root / 'site'
     assert (site / 'mmmaskdino/.mim/model-index.yml').is_file()
     assert (site / 'mmmaskdino/.mim/tools/train.py').is_file()
@@ -82,27 +86,44 @@ def test_mim_search_lists_every_model(site, tmp_path):
 def trained(site, shapes_root, tmp_path_factory) -> Path:
     """Work dir of ``mim train`` for one iteration on the fixture data."""
     work_dir = tmp_path_factory.mktemp('mim_train')
-    run(site, *MIM, 'train', 'mmmaskdino', CONFIG, '--work-dir',
-        str(work_dir), '--cfg-options', 'train_cfg.max_iters=1',
+    run(site,
+        *MIM,
+        'train',
+        'mmmaskdino',
+        CONFIG,
+        '--work-dir',
+        str(work_dir),
+        '--cfg-options',
+        'train_cfg.max_iters=1',
         'default_hooks.logger.interval=1',
-        *data_options(shapes_root), cwd=work_dir)
+        *data_options(shapes_root),
+        cwd=work_dir)
     return work_dir
 
 
 def test_mim_train_one_iteration(trained):
     assert (trained / 'iter_1.pth').is_file()
     records = [
-        json.loads(line)
-        for line in next(trained.glob('*/vis_data/scalars.json')).read_text(
-        ).splitlines()
+        json.loads(line) for line in next(
+            trained.glob('*/vis_data/scalars.json')).read_text().splitlines()
     ]
     assert records[0]['iter'] == 1 and records[0]['loss'] > 0
 
 
 def test_mim_test_evaluates_the_checkpoint(site, trained, shapes_root):
-    out = run(site, *MIM, 'test', 'mmmaskdino', CONFIG, '--checkpoint',
-              str(trained / 'iter_1.pth'), '--work-dir', str(trained),
-              '--cfg-options', *data_options(shapes_root), cwd=trained)
+    out = run(
+        site,
+        *MIM,
+        'test',
+        'mmmaskdino',
+        CONFIG,
+        '--checkpoint',
+        str(trained / 'iter_1.pth'),
+        '--work-dir',
+        str(trained),
+        '--cfg-options',
+        *data_options(shapes_root),
+        cwd=trained)
     values = dict(re.findall(r'(coco/\w+_mAP): (-?[0-9.]+)', out))
     assert 0.0 <= float(values['coco/bbox_mAP']) <= 1.0
     assert 0.0 <= float(values['coco/segm_mAP']) <= 1.0
@@ -124,15 +145,21 @@ print('CONFIG', get_model_info(sys.argv[1])['config'])
 def test_mim_download_resolves_url_and_config(site, tmp_path):
     """``mim download`` with the network call replaced by a recorder."""
     name = 'maskdino_r50_4xb4-lsj-50e_coco-panoptic'
-    out = run(site, sys.executable, '-c', DOWNLOAD, name, str(tmp_path),
-              cwd=tmp_path)
+    out = run(
+        site,
+        sys.executable,
+        '-c',
+        DOWNLOAD,
+        name,
+        str(tmp_path),
+        cwd=tmp_path)
     lines = dict(
         line.split(' ', 1) for line in out.splitlines()
         if line.startswith(('URL ', 'CONFIG ')))
     assert lines['URL'] == list_models()[name]['weights']
     # the helper API also resolves names from the installed copy's .mim
-    assert lines['CONFIG'] == str(
-        site / 'mmmaskdino/.mim/configs/maskdino' / f'{name}.py')
+    assert lines['CONFIG'] == str(site / 'mmmaskdino/.mim/configs/maskdino' /
+                                  f'{name}.py')
     dumped = Config.fromfile(str(tmp_path / f'{name}.py'))
     assert dumped.model.panoptic_head.num_stuff_classes == 53
     assert not list(tmp_path.glob('*.pth'))

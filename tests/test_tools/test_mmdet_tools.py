@@ -33,13 +33,14 @@ def data_root_options(shapes_root: Path, *loaders: str) -> list:
 def trained(shapes_root, tmp_path_factory):
     """Work dir, checkpoint and ``--out`` results of a 2-iteration run."""
     out = tmp_path_factory.mktemp('mmdet_tools')
-    run_python('tools/train.py', CONFIG, '--work-dir', str(out / 'work'),
-               '--data-root', str(shapes_root), '--cfg-options',
-               'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-               'default_hooks.logger.interval=1')
-    run_python('tools/test.py', CONFIG, str(out / 'work/iter_2.pth'),
-               '--work-dir', str(out / 'test'), '--data-root',
-               str(shapes_root), '--out', str(out / 'results.pkl'))
+    run_python('tools/train.py',
+               CONFIG, '--work-dir', str(out / 'work'), '--data-root',
+               str(shapes_root), '--cfg-options', 'train_cfg.max_iters=2',
+               'train_cfg.val_interval=2', 'default_hooks.logger.interval=1')
+    run_python('tools/test.py',
+               CONFIG, str(out / 'work/iter_2.pth'), '--work-dir',
+               str(out / 'test'), '--data-root', str(shapes_root), '--out',
+               str(out / 'results.pkl'))
     return out
 
 
@@ -51,8 +52,7 @@ def test_print_config():
 
 def test_browse_dataset(shapes_root, tmp_path):
     mim_run('browse_dataset', CONFIG, '--output-dir', str(tmp_path),
-            '--not-show',
-            *data_root_options(shapes_root, 'train_dataloader'))
+            '--not-show', *data_root_options(shapes_root, 'train_dataloader'))
     assert len(list(tmp_path.glob('*.png'))) == len(
         list((shapes_root / 'images/train').glob('*.png')))
 

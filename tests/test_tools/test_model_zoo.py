@@ -8,8 +8,12 @@ from modelindex.load_model_index import load
 
 from tests.conftest import REPO_ROOT
 
-METRIC_COLUMNS = {'box AP': 'box AP', 'mask AP': 'mask AP', 'PQ': 'PQ',
-                  'mIoU': 'mIoU'}
+METRIC_COLUMNS = {
+    'box AP': 'box AP',
+    'mask AP': 'mask AP',
+    'PQ': 'PQ',
+    'mIoU': 'mIoU'
+}
 
 
 def readme_rows() -> dict:
@@ -17,8 +21,8 @@ def readme_rows() -> dict:
     model tables."""
     rows = {}
     header = None
-    for line in (REPO_ROOT / 'configs/maskdino/README.md').read_text(
-            ).splitlines():
+    for line in (REPO_ROOT /
+                 'configs/maskdino/README.md').read_text().splitlines():
         if not line.startswith('|'):
             header = None
             continue
@@ -51,8 +55,10 @@ def test_every_metafile_model_is_in_the_readme_table(models):
         assert (REPO_ROOT / model.config).is_file()
         assert model.weights == row['url']
         metrics = {k: v for r in model.results for k, v in r.metrics.items()}
-        shown = {k: float(row[c]) for k, c in METRIC_COLUMNS.items()
-                 if c in row}
+        shown = {
+            k: float(row[c])
+            for k, c in METRIC_COLUMNS.items() if c in row
+        }
         assert metrics == shown, name
         memory = model.metadata.data['Training Memory (GB)']
         assert row['Mem (GB)'].startswith(f'{memory} ')
@@ -75,7 +81,8 @@ def test_main_readme_names_existing_configs():
 
 
 @pytest.mark.parametrize(
-    'path', sorted((REPO_ROOT / 'configs/maskdino').glob('*.py')),
+    'path',
+    sorted((REPO_ROOT / 'configs/maskdino').glob('*.py')),
     ids=lambda p: p.stem)
 def test_auto_scale_lr_base_is_the_configs_own_batch(path):
     """``--auto-scale-lr`` rescales from the batch the lr was tuned for: the

@@ -31,16 +31,19 @@ def tiny(shapes_root, tmp_path_factory) -> tuple:
 
 def run_tool(tool: str, *args: str) -> None:
     """Run ``tools/<tool>.py`` in a fresh process."""
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / tool),
-                           *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable,
+         str(REPO_ROOT / 'tools' / tool), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_show_dir_writes_drawn_predictions(tiny, shapes_root, tmp_path):
     cfg_file, ckpt = tiny
-    run_tool('test.py', str(cfg_file), str(ckpt), '--work-dir',
-             str(tmp_path), '--show-dir', 'vis')
+    run_tool('test.py', str(cfg_file), str(ckpt), '--work-dir', str(tmp_path),
+             '--show-dir', 'vis')
     drawn = sorted(tmp_path.glob('*/vis/*.png'))
     val_images = sorted((shapes_root / 'images/val').glob('*.png'))
     assert [p.name for p in drawn] == [p.name for p in val_images]

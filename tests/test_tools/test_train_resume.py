@@ -12,8 +12,8 @@ from tests.conftest import REPO_ROOT
 CONFIG = REPO_ROOT / 'tests/data/configs/retinanet_r18_shapes.py'
 
 
-def run_train(work_dir: Path, data_root: Path, max_iters: int,
-              *extra: str) -> None:
+def run_train(work_dir: Path, data_root: Path, max_iters: int, *extra:
+              str) -> None:
     cmd = [
         sys.executable,
         str(REPO_ROOT / 'tools/train.py'),

@@ -25,7 +25,8 @@ from tests.official_keys import (R50_INSTANCE, RELEASED, TINY, OfficialSpec,
 
 def _released_model(config_file: str) -> torch.nn.Module:
     register_all_modules()
-    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'maskdino' / config_file))
+    cfg = Config.fromfile(
+        str(REPO_ROOT / 'configs' / 'maskdino' / config_file))
     cfg.model.backbone.init_cfg = None
     return MODELS.build(cfg.model)
 
@@ -38,13 +39,15 @@ def _official(spec: OfficialSpec) -> dict:
 
 
 def test_generator_matches_official_key_counts():
-    # the official R50 checkpoints: 720 keys (265 backbone) for COCO, 714 for ADE
+    # the official R50 checkpoints: 720 keys (265 backbone) for COCO, 714 for
+    # ADE
     shapes = official_shapes(R50_INSTANCE)
     assert len(shapes) == 720
     assert sum(k.startswith('backbone.') for k in shapes) == 265
     assert len(official_shapes(RELEASED['r50_ade20k'][1])) == 714
-    assert shapes['sem_seg_head.pixel_decoder.input_proj.3.0.weight'] == (
-        256, 2048, 3, 3)
+    assert shapes['sem_seg_head.pixel_decoder.input_proj.3.0.weight'] == (256,
+                                                                          2048,
+                                                                          3, 3)
 
 
 @pytest.mark.parametrize('variant', ['instance', 'panoptic', 'semantic'])
@@ -68,8 +71,8 @@ def test_released_checkpoint_loads_strictly(name):
     assert torch.equal(model.state_dict()[name], converted[name])
     # every official tensor except the aliases and criterion is used once
     aliases = 2 + 2 * 6 * spec.dec_layers
-    tracked = sum(k.endswith('num_batches_tracked') for k in model_state
-                  ) * (not spec.sync_bn)
+    tracked = sum(k.endswith('num_batches_tracked')
+                  for k in model_state) * (not spec.sync_bn)
     assert len(converted) == len(official) - aliases - 1 + tracked
 
 
@@ -77,9 +80,12 @@ def test_resnet_names_and_values():
     official = _official(R50_INSTANCE)
     converted = convert_official_state_dict(official)
     pairs = {
-        'backbone.stem.conv1.weight': 'backbone.conv1.weight',
-        'backbone.stem.conv1.norm.running_var': 'backbone.bn1.running_var',
-        'backbone.res2.0.conv2.norm.weight': 'backbone.layer1.0.bn2.weight',
+        'backbone.stem.conv1.weight':
+        'backbone.conv1.weight',
+        'backbone.stem.conv1.norm.running_var':
+        'backbone.bn1.running_var',
+        'backbone.res2.0.conv2.norm.weight':
+        'backbone.layer1.0.bn2.weight',
         'backbone.res3.0.shortcut.weight':
         'backbone.layer2.0.downsample.0.weight',
         'backbone.res5.2.conv3.norm.running_mean':
@@ -107,8 +113,10 @@ def test_head_names_and_aliases():
 
     broken = dict(official)
     broken[p + 'bbox_embed.3.layers.0.bias'] = torch.zeros(256)
-    with pytest.raises(ValueError, match=r'bbox_embed\.3\.layers\.0\.bias '
-                       r'should be a copy of .*_bbox_embed\.layers\.0\.bias'):
+    with pytest.raises(
+            ValueError,
+            match=r'bbox_embed\.3\.layers\.0\.bias '
+            r'should be a copy of .*_bbox_embed\.layers\.0\.bias'):
         convert_official_state_dict(broken)
 
 
@@ -124,7 +132,8 @@ def test_swin_patch_merging_channel_order():
         1 + torch.randn(4 * channels, generator=gen),
         'layers.0.downsample.norm.bias':
         torch.randn(4 * channels, generator=gen),
-        'patch_embed.proj.weight': torch.zeros(1),
+        'patch_embed.proj.weight':
+        torch.zeros(1),
     }
     converted = convert_backbone_state_dict(official)
     merge = PatchMerging(channels, 2 * channels)
@@ -133,8 +142,9 @@ def test_swin_patch_merging_channel_order():
         for k, v in converted.items() if 'downsample' in k
     })
     x = torch.randn(2, h, w, channels, generator=gen)
-    cat = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2],
-                     x[:, 1::2, 1::2]], -1).reshape(2, -1, 4 * channels)
+    cat = torch.cat([
+        x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]
+    ], -1).reshape(2, -1, 4 * channels)
     expected = torch.nn.functional.linear(
         torch.nn.functional.layer_norm(
             cat, (4 * channels, ), official['layers.0.downsample.norm.weight'],
@@ -226,7 +236,9 @@ def test_finetune_load_keeps_own_class_tensors(tmp_path):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     records = _load_with_logs(model, str(path))
 
-    warnings = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+    warnings = [
+        r.getMessage() for r in records if r.levelno >= logging.WARNING
+    ]
     assert len(warnings) == 1
     assert ('class_embed.weight (7x64 -> 3x64), class_embed.bias (7 -> 3), '
             'denoising.label_enc.weight (7x64 -> 3x64)') in warnings[0]

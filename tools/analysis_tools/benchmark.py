@@ -66,9 +66,8 @@ from mmengine.config import Config, DictAction
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_benchmark import _reset_cpu_peak, _status_kib  # noqa: E402
 
-RESULT_FIELDS = ('config', 'task', 'device', 'batch_size', 'img_size',
-                 'data', 'amp',
-                 'warmup', 'iters', 'latency_median_s', 'latency_p90_s',
+RESULT_FIELDS = ('config', 'task', 'device', 'batch_size', 'img_size', 'data',
+                 'amp', 'warmup', 'iters', 'latency_median_s', 'latency_p90_s',
                  'latency_mean_s', 'images_per_s', 'peak_cpu_rss_mib',
                  'peak_cuda_mib', 'flops', 'params')
 NUM_GT = 5
@@ -77,36 +76,60 @@ NUM_GT = 5
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Latency, memory and FLOPs of detector configs')
-    parser.add_argument('configs', nargs='+', metavar='CONFIG',
-                        help='config files or mmdet::... configs')
-    parser.add_argument('--checkpoint', nargs='+',
-                        help='one checkpoint per config')
-    parser.add_argument('--task', choices=['inference', 'train'],
-                        default='inference')
-    parser.add_argument('--img-size', type=int, nargs=2, default=[800, 1333],
-                        metavar=('H', 'W'), help='input size')
+    parser.add_argument(
+        'configs',
+        nargs='+',
+        metavar='CONFIG',
+        help='config files or mmdet::... configs')
+    parser.add_argument(
+        '--checkpoint', nargs='+', help='one checkpoint per config')
+    parser.add_argument(
+        '--task', choices=['inference', 'train'], default='inference')
+    parser.add_argument(
+        '--img-size',
+        type=int,
+        nargs=2,
+        default=[800, 1333],
+        metavar=('H', 'W'),
+        help='input size')
     parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--data', choices=['synthetic', 'test'],
-                        default='synthetic',
-                        help='synthetic batch, or (inference only) the '
-                        "config's test set")
-    parser.add_argument('--warmup', type=int, default=3,
-                        help='untimed iterations first')
-    parser.add_argument('--iters', type=int, default=10,
-                        help='timed iterations (0 with --data test: the '
-                        'whole test set)')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision (float16 CUDA / bfloat16 CPU)')
-    parser.add_argument('--device', choices=['cpu', 'cuda'],
-                        help='default: cuda when available')
-    parser.add_argument('--no-flops', action='store_true',
-                        help='skip the FLOPs count')
-    parser.add_argument('--profile', action='store_true',
-                        help='write a torch profiler table of one iteration')
-    parser.add_argument('--out', help='JSON file for the results '
-                        '(default work_dirs/benchmark/<task>.json)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of every config')
+    parser.add_argument(
+        '--data',
+        choices=['synthetic', 'test'],
+        default='synthetic',
+        help='synthetic batch, or (inference only) the '
+        "config's test set")
+    parser.add_argument(
+        '--warmup', type=int, default=3, help='untimed iterations first')
+    parser.add_argument(
+        '--iters',
+        type=int,
+        default=10,
+        help='timed iterations (0 with --data test: the '
+        'whole test set)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision (float16 CUDA / bfloat16 CPU)')
+    parser.add_argument(
+        '--device',
+        choices=['cpu', 'cuda'],
+        help='default: cuda when available')
+    parser.add_argument(
+        '--no-flops', action='store_true', help='skip the FLOPs count')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='write a torch profiler table of one iteration')
+    parser.add_argument(
+        '--out',
+        help='JSON file for the results '
+        '(default work_dirs/benchmark/<task>.json)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of every config')
     args = parser.parse_args(argv)
     if args.checkpoint and len(args.checkpoint) != len(args.configs):
         parser.error('--checkpoint needs one checkpoint per config')
@@ -133,15 +156,17 @@ def machine_info() -> Dict[str, object]:
     cpu = platform.processor() or platform.machine()
     if os.path.isfile('/proc/cpuinfo'):
         with open('/proc/cpuinfo') as f:
-            names = [ln.split(':', 1)[1].strip() for ln in f
-                     if ln.startswith('model name')]
+            names = [
+                ln.split(':', 1)[1].strip() for ln in f
+                if ln.startswith('model name')
+            ]
         cpu = names[0] if names else cpu
     return dict(
         cpu=cpu,
         cpu_count=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
-        gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else
-        None,
+        gpu=torch.cuda.get_device_name()
+        if torch.cuda.is_available() else None,
         load_average=[round(x, 2) for x in os.getloadavg()],
         python=platform.python_version(),
         torch=torch.__version__,
@@ -151,8 +176,10 @@ def machine_info() -> Dict[str, object]:
         command=' '.join([Path(sys.executable).name] + sys.argv))
 
 
-def synthetic_batch(batch_size: int, img_size: Tuple[int, int],
-                    with_gt: bool, seed: int = 0) -> dict:
+def synthetic_batch(batch_size: int,
+                    img_size: Tuple[int, int],
+                    with_gt: bool,
+                    seed: int = 0) -> dict:
     """A dataloader-style batch: uint8 images and ``DetDataSample``s.
 
     With ``with_gt`` every image gets ``NUM_GT`` rectangles as ground truth
@@ -165,11 +192,14 @@ def synthetic_batch(batch_size: int, img_size: Tuple[int, int],
     h, w = img_size
     inputs, samples = [], []
     for _ in range(batch_size):
-        inputs.append(torch.from_numpy(
-            rng.integers(0, 256, (3, h, w), dtype=np.uint8)))
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0),
-            img_id=0))
+        inputs.append(
+            torch.from_numpy(rng.integers(0, 256, (3, h, w), dtype=np.uint8)))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                scale_factor=(1.0, 1.0),
+                img_id=0))
         if with_gt:
             x0 = rng.uniform(0, 0.6, NUM_GT) * w
             y0 = rng.uniform(0, 0.6, NUM_GT) * h
@@ -189,6 +219,7 @@ def synthetic_batch(batch_size: int, img_size: Tuple[int, int],
 
 def _without_pretrained(cfg: Config) -> None:
     """Drop ``Pretrained`` initialisation anywhere in the model config."""
+
     def walk(node) -> None:
         if isinstance(node, dict):
             init = node.get('init_cfg')
@@ -199,6 +230,7 @@ def _without_pretrained(cfg: Config) -> None:
         elif isinstance(node, (list, tuple)):
             for value in node:
                 walk(value)
+
     walk(cfg.model)
 
 
@@ -219,8 +251,8 @@ def build_model(cfg: Config, checkpoint: Optional[str],
 def count_flops(model: torch.nn.Module, batch: dict) -> Tuple[int, int]:
     """FLOPs and parameters of one ``_forward`` of the first image."""
     from mmengine.analysis import get_model_complexity_info
-    one = dict(inputs=batch['inputs'][:1],
-               data_samples=batch['data_samples'][:1])
+    one = dict(
+        inputs=batch['inputs'][:1], data_samples=batch['data_samples'][:1])
     model.eval()
     with torch.no_grad():
         data = model.data_preprocessor(one, False)
@@ -229,7 +261,9 @@ def count_flops(model: torch.nn.Module, batch: dict) -> Tuple[int, int]:
             forward, data_samples=data['data_samples'], mode='tensor')
         try:
             info = get_model_complexity_info(
-                model, inputs=(data['inputs'], ), show_table=False,
+                model,
+                inputs=(data['inputs'], ),
+                show_table=False,
                 show_arch=False)
         finally:
             model.forward = forward
@@ -243,8 +277,8 @@ def _sync(device: str) -> None:
 
 def time_iterations(
         step: Callable[[dict], None], batches: Iterator[dict], device: str,
-        warmup: int, iters: int
-) -> Tuple[List[float], List[int], float, Optional[float]]:
+        warmup: int,
+        iters: int) -> Tuple[List[float], List[int], float, Optional[float]]:
     """Run ``step`` on ``warmup`` batches, then time it on ``iters`` more.
 
     ``iters=0`` times every remaining batch. Loading a batch is not timed.
@@ -268,12 +302,15 @@ def time_iterations(
         times.append(time.perf_counter() - start)
         sizes.append(len(batch['inputs']))
     rss = _status_kib('VmHWM') / 1024
-    cuda = (torch.cuda.max_memory_allocated() / 2**20
-            if device == 'cuda' else None)
+    cuda = (
+        torch.cuda.max_memory_allocated() /
+        2**20 if device == 'cuda' else None)
     return times, sizes, rss, cuda
 
 
-def profile_table(step: Callable[[dict], None], batch: dict, device: str,
+def profile_table(step: Callable[[dict], None],
+                  batch: dict,
+                  device: str,
                   rows: int = 30) -> str:
     """Operator table of ``step(batch)`` (torch profiler, self time)."""
     from torch.profiler import ProfilerActivity, profile
@@ -296,9 +333,15 @@ def dataset_batches(cfg: Config, batch_size: int) -> Iterator[dict]:
     return iter(Runner.build_dataloader(loader_cfg, seed=0))
 
 
-def benchmark_config(cfg: Config, checkpoint: Optional[str], task: str,
-                     img_size: Tuple[int, int], batch_size: int, warmup: int,
-                     iters: int, amp: bool, device: str,
+def benchmark_config(cfg: Config,
+                     checkpoint: Optional[str],
+                     task: str,
+                     img_size: Tuple[int, int],
+                     batch_size: int,
+                     warmup: int,
+                     iters: int,
+                     amp: bool,
+                     device: str,
                      flops: bool = True,
                      profile_file: Optional[Path] = None,
                      data: str = 'synthetic') -> Dict[str, object]:
@@ -321,8 +364,7 @@ def benchmark_config(cfg: Config, checkpoint: Optional[str], task: str,
         batches = itertools.chain(
             itertools.repeat(first, warmup), [first], rest)
     else:
-        first = synthetic_batch(batch_size, img_size,
-                                with_gt=task == 'train')
+        first = synthetic_batch(batch_size, img_size, with_gt=task == 'train')
         batches = itertools.repeat(first)
     n_flops, n_params = count_flops(model, first) if flops else (0, 0)
     if task == 'train':
@@ -335,18 +377,21 @@ def benchmark_config(cfg: Config, checkpoint: Optional[str], task: str,
     else:
         model.eval()
         dtype = torch.float16 if device == 'cuda' else torch.bfloat16
-        autocast = (functools.partial(torch.autocast, device, dtype=dtype)
-                    if amp else contextlib.nullcontext)
+        autocast = (
+            functools.partial(torch.autocast, device, dtype=dtype)
+            if amp else contextlib.nullcontext)
 
         def step(batch: dict) -> None:
             with torch.no_grad(), autocast():
                 model.test_step(batch)
+
     times, sizes, rss, cuda = time_iterations(step, batches, device, warmup,
                                               iters)
     if profile_file is not None:
         profile_file.write_text(profile_table(step, first, device))
     latencies = times if task == 'train' else [
-        t / n for t, n in zip(times, sizes)]
+        t / n for t, n in zip(times, sizes)
+    ]
     return dict(
         task=task,
         device=device,
@@ -370,8 +415,8 @@ def _short_names(configs: List[str]) -> List[str]:
     """File names of the configs, with their folder where names repeat."""
     names = [Path(c.split('::')[-1]).name for c in configs]
     return [
-        name if names.count(name) == 1 else
-        '/'.join(Path(c.split('::')[-1]).parts[-2:])
+        name if names.count(name) == 1 else '/'.join(
+            Path(c.split('::')[-1]).parts[-2:])
         for name, c in zip(names, configs)
     ]
 
@@ -412,15 +457,23 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
         stem = Path(name.split('::')[-1]).stem
-        profile_file = (out.with_suffix(f'.{stem}.profile.txt')
-                        if args.profile else None)
+        profile_file = (
+            out.with_suffix(f'.{stem}.profile.txt') if args.profile else None)
         result = dict(config=name)
         result.update(
-            benchmark_config(cfg, checkpoint, args.task,
-                             tuple(args.img_size), args.batch_size,
-                             args.warmup, args.iters, args.amp, device,
-                             flops=not args.no_flops,
-                             profile_file=profile_file, data=args.data))
+            benchmark_config(
+                cfg,
+                checkpoint,
+                args.task,
+                tuple(args.img_size),
+                args.batch_size,
+                args.warmup,
+                args.iters,
+                args.amp,
+                device,
+                flops=not args.no_flops,
+                profile_file=profile_file,
+                data=args.data))
         results.append(result)
     report = dict(machine=machine_info(), results=results)
     out.write_text(json.dumps(report, indent=2))

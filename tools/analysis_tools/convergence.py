@@ -55,15 +55,23 @@ METRICS = ('coco/segm_mAP', 'coco/bbox_mAP')
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Convergence study')
-    parser.add_argument('--iters', type=int, default=800,
-                        help='training iterations per model')
-    parser.add_argument('--evals', type=int, default=4,
-                        help='evaluations on the val split per model')
+    parser.add_argument(
+        '--iters', type=int, default=800, help='training iterations per model')
+    parser.add_argument(
+        '--evals',
+        type=int,
+        default=4,
+        help='evaluations on the val split per model')
     parser.add_argument('--work-dir', default='work_dirs/convergence')
-    parser.add_argument('--only', nargs='+', choices=list(BUILDERS),
-                        help='train only these models')
-    parser.add_argument('--skip-train', action='store_true',
-                        help='only collect the results of earlier runs')
+    parser.add_argument(
+        '--only',
+        nargs='+',
+        choices=list(BUILDERS),
+        help='train only these models')
+    parser.add_argument(
+        '--skip-train',
+        action='store_true',
+        help='only collect the results of earlier runs')
     return parser.parse_args()
 
 
@@ -167,8 +175,13 @@ def study_config(name: str, iters: int, evals: int) -> Config:
         cfg.val_evaluator = copy.deepcopy(ref.val_evaluator)
         cfg.test_evaluator = cfg.val_evaluator
     cfg.param_scheduler = [
-        dict(type='MultiStepLR', begin=0, end=iters, by_epoch=False,
-             milestones=[int(iters * 0.85)], gamma=0.1)
+        dict(
+            type='MultiStepLR',
+            begin=0,
+            end=iters,
+            by_epoch=False,
+            milestones=[int(iters * 0.85)],
+            gamma=0.1)
     ]
     interval = iters // evals
     cfg.train_cfg = dict(
@@ -178,8 +191,8 @@ def study_config(name: str, iters: int, evals: int) -> Config:
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=50)
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=iters, by_epoch=False)
-    cfg.log_processor = dict(type='LogProcessor', window_size=50,
-                             by_epoch=False)
+    cfg.log_processor = dict(
+        type='LogProcessor', window_size=50, by_epoch=False)
     cfg.randomness = dict(seed=0)
     cfg.data_root = ref.data_root
     return cfg
@@ -195,7 +208,9 @@ def train(name: str, cfg: Config, work_dir: Path) -> None:
         str(REPO_ROOT / 'tools/train.py'),
         str(path), '--work-dir',
         str(work_dir)
-    ], cwd=REPO_ROOT, check=True)
+    ],
+                   cwd=REPO_ROOT,
+                   check=True)
 
 
 def collect(work_dir: Path) -> Dict[int, Dict[str, float]]:
@@ -217,15 +232,19 @@ def collect(work_dir: Path) -> Dict[int, Dict[str, float]]:
                 step = min((len(points) + 1) * train_cfg.val_interval,
                            train_cfg.max_iters)
                 points[step] = {
-                    key: record[key] for key in METRICS if key in record}
+                    key: record[key]
+                    for key in METRICS if key in record
+                }
     return points
 
 
 def markdown_table(results: Dict[str, Dict[int, Dict[str, float]]]) -> str:
     """Segm / bbox AP per model (rows) and iteration (columns)."""
     steps = sorted({s for points in results.values() for s in points})
-    lines = ['| model | AP | ' + ' | '.join(f'iter {s}' for s in steps) + ' |',
-             '| --- | --- |' + ' --- |' * len(steps)]
+    lines = [
+        '| model | AP | ' + ' | '.join(f'iter {s}' for s in steps) + ' |',
+        '| --- | --- |' + ' --- |' * len(steps)
+    ]
     for name, points in results.items():
         for key in METRICS:
             cells = [points.get(s, {}).get(key) for s in steps]
@@ -247,8 +266,10 @@ def plot(results: Dict[str, Dict[int, Dict[str, float]]], out: Path) -> None:
         for name, points in results.items():
             steps = [s for s in sorted(points) if key in points[s]]
             if steps:
-                ax.plot(steps, [100 * points[s][key] for s in steps],
-                        marker='o', label=name)
+                ax.plot(
+                    steps, [100 * points[s][key] for s in steps],
+                    marker='o',
+                    label=name)
         ax.set_xlabel('iteration')
         ax.set_ylabel(key.split('/')[1].replace('_mAP', ' AP'))
         ax.grid(alpha=0.3)
@@ -272,8 +293,16 @@ def main() -> None:
     results = {name: points for name, points in results.items() if points}
     root.mkdir(parents=True, exist_ok=True)
     with open(root / 'convergence.json', 'w') as f:
-        json.dump({n: {str(s): v for s, v in p.items()}
-                   for n, p in results.items()}, f, indent=2)
+        json.dump(
+            {
+                n: {
+                    str(s): v
+                    for s, v in p.items()
+                }
+                for n, p in results.items()
+            },
+            f,
+            indent=2)
     table = markdown_table(results)
     (root / 'convergence.md').write_text(table + '\n')
     plot(results, root / 'convergence.png')

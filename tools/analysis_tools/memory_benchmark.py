@@ -41,7 +41,8 @@ def parse_args() -> argparse.Namespace:
         description='Peak memory of a training step')
     parser.add_argument('config', help='train config file path')
     parser.add_argument(
-        '--with-cp', action='store_true',
+        '--with-cp',
+        action='store_true',
         help='activation checkpointing in the backbone and the encoder')
     parser.add_argument(
         '--num-points', type=int, help='points sampled per mask')
@@ -50,13 +51,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--json', action='store_true', help='print one JSON line only')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, e.g. "train_dataloader.batch_size=2"')
     return parser.parse_args()
 
 
-def apply_knobs(cfg: Config, with_cp: bool,
-                num_points: Optional[int]) -> None:
+def apply_knobs(cfg: Config, with_cp: bool, num_points: Optional[int]) -> None:
     """Set the memory knobs of a Mask DINO config in place."""
     head = cfg.model.panoptic_head
     if with_cp:
@@ -105,12 +107,12 @@ def run_benchmark(cfg: Config, steps: int) -> Dict[str, float]:
         dict: ``peak_step_mib`` (largest peak of the measured steps),
         ``step_time_s`` (mean wall time of a measured step), ``device``.
     """
+    from mmdet.registry import MODELS
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
     import mmmaskdino  # noqa: F401  (registers the Mask DINO modules)
-    from mmdet.registry import MODELS
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     torch.manual_seed(0)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'

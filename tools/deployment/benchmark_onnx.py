@@ -21,8 +21,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 import mmmaskdino  # noqa: F401  (registers the modules)
-from mmmaskdino.deployment import (METADATA_KEY, OUTPUT_NAMES,
-                                   init_export_model)
+from mmmaskdino.deployment import METADATA_KEY, OUTPUT_NAMES, init_export_model
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -32,10 +31,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('model', help='.onnx file exported from them')
     parser.add_argument('--runs', type=int, default=5, help='timed runs')
     parser.add_argument(
-        '--threads', type=int,
+        '--threads',
+        type=int,
         help='threads of both runtimes (default: their own choice)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, key=value (as for the export)')
     return parser.parse_args(argv)
 
@@ -68,7 +70,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         cfg.merge_from_dict(args.cfg_options)
     model = init_export_model(cfg, checkpoint)
     inputs = torch.randn(
-        1, 3, *metadata['img_size'],
+        1,
+        3,
+        *metadata['img_size'],
         generator=torch.Generator().manual_seed(0))
     names = list(OUTPUT_NAMES)
     with torch.no_grad():
@@ -77,12 +81,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     actual = session.run(names, {'input': inputs.numpy()})
     ort_times = time_runs(
         lambda: session.run(names, {'input': inputs.numpy()}), args.runs)
-    diff = max(float(np.abs(e.numpy() - a).max())
-               for e, a in zip(expected, actual))
+    diff = max(
+        float(np.abs(e.numpy() - a).max()) for e, a in zip(expected, actual))
     print(f'input {tuple(inputs.shape)}, {args.runs} runs, torch threads '
           f'{torch.get_num_threads()}')
-    for name, times in (('PyTorch', torch_times), ('ONNX Runtime',
-                                                    ort_times)):
+    for name, times in (('PyTorch', torch_times), ('ONNX Runtime', ort_times)):
         print(f'{name}: median {statistics.median(times):.2f} s '
               f'(min {min(times):.2f}, max {max(times):.2f})')
     print(f'max |ONNX Runtime - PyTorch| over the outputs: {diff:.2e}')

@@ -32,28 +32,37 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help="checkpoint file, or 'none'")
     parser.add_argument('out', help='output .onnx file')
     parser.add_argument(
-        '--task', choices=sorted(TASK_FLAGS),
+        '--task',
+        choices=sorted(TASK_FLAGS),
         help='post-processing task stored in the file (default: the '
         "config's test_cfg)")
     parser.add_argument(
-        '--img-size', type=int, nargs=2, metavar=('H', 'W'),
+        '--img-size',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
         help='padded input size, multiples of 32 (default: the padded size '
         "of a landscape image after the config's test Resize, e.g. "
         '800 1344 for COCO)')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset')
     parser.add_argument(
-        '--verify', action='store_true',
+        '--verify',
+        action='store_true',
         help='compare ONNX Runtime with PyTorch on a random input')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
 def default_img_size(cfg: Config) -> Tuple[int, int]:
     """Padded ``(H, W)`` of a landscape image after the test ``Resize``."""
-    resize = [t for t in cfg.test_dataloader.dataset.pipeline
-              if t['type'] == 'Resize']
+    resize = [
+        t for t in cfg.test_dataloader.dataset.pipeline
+        if t['type'] == 'Resize'
+    ]
     if not resize:
         raise ValueError('no Resize in the test pipeline: pass --img-size')
     scale = resize[0]['scale']
@@ -70,8 +79,8 @@ def verify(model: torch.nn.Module, onnx_file: str,
     random input."""
     inputs = torch.randn(
         1, 3, *img_size, generator=torch.Generator().manual_seed(0))
-    session = ort.InferenceSession(onnx_file,
-                                   providers=['CPUExecutionProvider'])
+    session = ort.InferenceSession(
+        onnx_file, providers=['CPUExecutionProvider'])
     with torch.no_grad():
         expected = model._forward(inputs)
     actual = session.run(None, {'input': inputs.numpy()})
@@ -99,8 +108,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f', opset {args.opset}')
     if args.verify:
         diffs = verify(model, args.out, img_size)
-        print('max |ONNX Runtime - PyTorch|: ' + ', '.join(
-            f'{name} {diff:.2e}' for name, diff in diffs.items()))
+        print('max |ONNX Runtime - PyTorch|: ' +
+              ', '.join(f'{name} {diff:.2e}' for name, diff in diffs.items()))
 
 
 if __name__ == '__main__':

@@ -36,7 +36,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('inputs', help='an image file or a folder of images')
     parser.add_argument('--out-dir', default='outputs', help='output folder')
     parser.add_argument(
-        '--score-thr', type=float, default=DEFAULT_SCORE_THR,
+        '--score-thr',
+        type=float,
+        default=DEFAULT_SCORE_THR,
         help='instances scoring below it are not drawn')
     parser.add_argument(
         '--threads', type=int, help='ONNX Runtime intra-op threads')
@@ -69,13 +71,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             sample,
             draw_gt=False,
             pred_score_thr=args.score_thr)
-        out_file = osp.join(
-            vis_dir, osp.splitext(osp.basename(path))[0] + '.png')
+        out_file = osp.join(vis_dir,
+                            osp.splitext(osp.basename(path))[0] + '.png')
         mmcv.imwrite(mmcv.rgb2bgr(visualizer.get_image()), out_file)
         print(f'{path}: {seconds * 1000:.0f} ms -> {out_file}')
     if files:
-        print(f'{len(files)} images in {total:.2f} s: '
-              f'{len(files) / total:.2f} images/s (inference, without drawing)')
+        print(
+            f'{len(files)} images in {total:.2f} s: '
+            f'{len(files) / total:.2f} images/s (inference, without drawing)')
 
 
 if __name__ == '__main__':

@@ -51,7 +51,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--num-train', type=int, default=400)
     parser.add_argument('--num-val', type=int, default=60)
     parser.add_argument(
-        '--formats-out', default='data/bundled',
+        '--formats-out',
+        default='data/bundled',
         help='root of the real-format copies ("" to skip them)')
     parser.add_argument('--formats-train', type=int, default=16)
     parser.add_argument('--formats-val', type=int, default=6)
@@ -86,8 +87,9 @@ def is_up_to_date(out: Path, params: dict) -> bool:
         if not all((out / 'annotations' / f'{kind}_{split}.json').is_file()
                    for kind in ('instances', 'panoptic')):
             return False
-    return all((out / 'annotations' / f'instances_train_{part}.json').is_file()
-               for part in ('boxes', 'masks'))
+    return all(
+        (out / 'annotations' / f'instances_train_{part}.json').is_file()
+        for part in ('boxes', 'masks'))
 
 
 def formats_up_to_date(out: Path, params: dict) -> bool:
@@ -104,8 +106,8 @@ def print_summary(out: Path, params: dict, elapsed: float,
     for split, counts in summary.items():
         if all(isinstance(v, dict) for v in counts.values()):
             for sub, sub_counts in counts.items():
-                print(f'  {split} {sub}: ' + ', '.join(
-                    f'{k}={v}' for k, v in sub_counts.items()))
+                print(f'  {split} {sub}: ' +
+                      ', '.join(f'{k}={v}' for k, v in sub_counts.items()))
         else:
             print(f'  {split}: ' + ', '.join(f'{k}={v}'
                                              for k, v in counts.items()))
@@ -122,8 +124,8 @@ def make_formats(out: Path, params: dict, force: bool) -> None:
     for name in FORMAT_DIRS.values():
         shutil.rmtree(out / name, ignore_errors=True)
     start = time.perf_counter()
-    summary = generate_formats(str(out), params['seed'], params['num_train'],
-                               params['num_val'])
+    summary = generate_formats(
+        str(out), params['seed'], params['num_train'], params['num_val'])
     files = sorted(
         str(p.relative_to(out)) for name in FORMAT_DIRS.values()
         for p in (out / name).rglob('*') if p.is_file())

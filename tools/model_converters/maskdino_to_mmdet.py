@@ -7,12 +7,11 @@ SRC is a released ``.pth`` (weights under ``model``) or its URL. With
 ``--config`` the result is checked against the model built from that config
 (class count, feature levels, FFN widths, ...) and strict-loaded into it; the
 missing and unexpected keys are printed and any of them fails the conversion.
-The output records the class names in ``meta.dataset_meta`` (the test
-dataset metainfo of ``--config`` when it has one, else the official training
-dataset that the class count names), so ``init_detector`` / ``DetInferencer`` label
-predictions correctly.
-Configs can also load official checkpoints directly (``load_from``), see
-:mod:`mmmaskdino.utils.checkpoint_conversion`.
+The output records the class names in ``meta.dataset_meta`` (the test dataset
+metainfo of ``--config`` when it has one, else the official training dataset
+that the class count names), so ``init_detector`` / ``DetInferencer`` label
+predictions correctly. Configs can also load official checkpoints directly
+(``load_from``), see :mod:`mmmaskdino.utils.checkpoint_conversion`.
 """
 import argparse
 import copy
@@ -67,9 +66,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     checkpoint = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
     weights = official_weights(checkpoint)
     if weights is None:
-        print(f'{args.src} is not an official Mask DINO checkpoint (no '
-              '`sem_seg_head.*` weights, neither under `model` nor at the top '
-              'level)', file=sys.stderr)
+        print(
+            f'{args.src} is not an official Mask DINO checkpoint (no '
+            '`sem_seg_head.*` weights, neither under `model` nor at the top '
+            'level)',
+            file=sys.stderr)
         return 1
     converted = convert_official_state_dict(weights)
     print(f'converted {len(weights)} official tensors to {len(converted)}')
@@ -85,8 +86,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         dataset_meta_from_config(cfg) if args.config
         and 'test_dataloader' in cfg else official_dataset_meta(checkpoint))
     if meta['dataset_meta'] is None:
-        print('warning: unknown class count and no --config: no class names '
-              'recorded', file=sys.stderr)
+        print(
+            'warning: unknown class count and no --config: no class names '
+            'recorded',
+            file=sys.stderr)
         del meta['dataset_meta']
     torch.save(dict(state_dict=converted, meta=meta), args.dst)
     print(f'saved {args.dst}')

@@ -17,8 +17,7 @@ train_pipeline = [
     dict(
         type='LoadImageFromFile',
         imdecode_backend='pillow',
-        backend_args=backend_args),
-    seg_load,
+        backend_args=backend_args), seg_load,
     dict(
         type='RandomChoiceResize',
         scales=[int(1024 * x * 0.1) for x in range(5, 21)],
@@ -64,7 +63,8 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
+        data_prefix=dict(
+            img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
         test_mode=True,
         pipeline=test_pipeline,
         **dataset_common))
@@ -72,6 +72,9 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='SemSegMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 batch_augments = [
-    dict(type='BatchFixedSizePad', size=crop_size, pad_seg=True,
-         seg_pad_value=255)
+    dict(
+        type='BatchFixedSizePad',
+        size=crop_size,
+        pad_seg=True,
+        seg_pad_value=255)
 ]

@@ -25,20 +25,24 @@ lsj_augmentation = [
     dict(type='Pad', size=image_size, pad_val=dict(img=128, seg=255)),
 ]
 load_image = dict(
-    type='LoadImageFromFile', imdecode_backend='pillow',
+    type='LoadImageFromFile',
+    imdecode_backend='pillow',
     backend_args=backend_args)
 train_pipeline = [
     load_image,
     # polygons stay polygons through flip, resize and crop; they are
     # rasterised at the final 1024x1024 size and boxed by their extremes
     dict(
-        type='LoadAnnotations', with_bbox=True, with_mask=True,
+        type='LoadAnnotations',
+        with_bbox=True,
+        with_mask=True,
         poly2mask=False),
     *lsj_augmentation,
     # detectron2's filter_empty_instances: boxes thinner than 1e-5 go;
     # objects whose polygons cover no pixel stay (empty masks)
     dict(
-        type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5),
+        type='FilterAnnotations',
+        min_gt_bbox_wh=(1e-5, 1e-5),
         keep_empty=False),
     dict(type='PackDetInputs')
 ]
@@ -48,7 +52,8 @@ box_train_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
     *lsj_augmentation,
     dict(
-        type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2),
+        type='FilterAnnotations',
+        min_gt_bbox_wh=(1e-2, 1e-2),
         keep_empty=False),
     dict(type='PackDetInputs')
 ]

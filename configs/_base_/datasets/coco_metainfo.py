@@ -17,20 +17,17 @@ coco_classes = ('person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
                 'keyboard', 'cell phone', 'microwave', 'oven', 'toaster',
                 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
                 'teddy bear', 'hair drier', 'toothbrush')
-coco_stuff_classes = ('banner', 'blanket', 'bridge', 'cardboard', 'counter',
-                      'curtain', 'door-stuff', 'floor-wood', 'flower', 'fruit',
-                      'gravel', 'house', 'light', 'mirror-stuff', 'net',
-                      'pillow', 'platform', 'playingfield', 'railroad',
-                      'river', 'road', 'roof', 'sand', 'sea', 'shelf', 'snow',
-                      'stairs', 'tent', 'towel', 'wall-brick', 'wall-stone',
-                      'wall-tile', 'wall-wood', 'water-other', 'window-blind',
-                      'window-other', 'tree-merged', 'fence-merged',
-                      'ceiling-merged', 'sky-other-merged', 'cabinet-merged',
-                      'table-merged', 'floor-other-merged', 'pavement-merged',
-                      'mountain-merged', 'grass-merged', 'dirt-merged',
-                      'paper-merged', 'food-other-merged',
-                      'building-other-merged', 'rock-merged',
-                      'wall-other-merged', 'rug-merged')
+coco_stuff_classes = (
+    'banner', 'blanket', 'bridge', 'cardboard', 'counter', 'curtain',
+    'door-stuff', 'floor-wood', 'flower', 'fruit', 'gravel', 'house', 'light',
+    'mirror-stuff', 'net', 'pillow', 'platform', 'playingfield', 'railroad',
+    'river', 'road', 'roof', 'sand', 'sea', 'shelf', 'snow', 'stairs', 'tent',
+    'towel', 'wall-brick', 'wall-stone', 'wall-tile', 'wall-wood',
+    'water-other', 'window-blind', 'window-other', 'tree-merged',
+    'fence-merged', 'ceiling-merged', 'sky-other-merged', 'cabinet-merged',
+    'table-merged', 'floor-other-merged', 'pavement-merged', 'mountain-merged',
+    'grass-merged', 'dirt-merged', 'paper-merged', 'food-other-merged',
+    'building-other-merged', 'rock-merged', 'wall-other-merged', 'rug-merged')
 coco_instance_metainfo = dict(classes=coco_classes)
 coco_panoptic_metainfo = dict(
     classes=coco_classes + coco_stuff_classes,

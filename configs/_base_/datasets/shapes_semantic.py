@@ -27,8 +27,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    seg_load,
+    dict(type='Resize', scale=image_size, keep_ratio=True), seg_load,
     dict(
         type='PackDetInputs',
         meta_keys=('img_path', 'ori_shape', 'img_shape', 'scale_factor'))

@@ -8,8 +8,7 @@ model = dict(
         num_things_classes=0,
         num_stuff_classes=150,
         pixel_decoder=dict(
-            num_feature_levels=3, feature_order='high2low',
-            ffn_channels=1024),
+            num_feature_levels=3, feature_order='high2low', ffn_channels=1024),
         predictor=dict(
             num_queries=100,
             num_feature_levels=3,

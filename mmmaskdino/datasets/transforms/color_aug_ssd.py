@@ -60,24 +60,24 @@ class ColorAugSSD(BaseTransform):
         def maybe(draw) -> Optional[float]:
             return draw() if random.randrange(2) else None
 
-        params = dict(brightness=maybe(lambda: random.uniform(
-            -self.brightness_delta, self.brightness_delta)))
+        params = dict(
+            brightness=maybe(lambda: random.uniform(-self.brightness_delta,
+                                                    self.brightness_delta)))
         params['contrast_first'] = bool(random.randrange(2))
-        contrast = ('contrast',
-                    lambda: random.uniform(*self.contrast_range))
-        others = [('saturation',
-                   lambda: random.uniform(*self.saturation_range)),
-                  ('hue',
-                   lambda: random.randint(-self.hue_delta, self.hue_delta))]
-        order = [contrast, *others] if params['contrast_first'] else [
-            *others, contrast
+        contrast = ('contrast', lambda: random.uniform(*self.contrast_range))
+        others = [
+            ('saturation', lambda: random.uniform(*self.saturation_range)),
+            ('hue', lambda: random.randint(-self.hue_delta, self.hue_delta))
         ]
+        order = [contrast, *others
+                 ] if params['contrast_first'] else [*others, contrast]
         for name, draw in order:
             params[name] = maybe(draw)
         return params
 
     @staticmethod
-    def _convert(img: np.ndarray, alpha: float = 1.0,
+    def _convert(img: np.ndarray,
+                 alpha: float = 1.0,
                  beta: float = 0.0) -> np.ndarray:
         """``uint8(clip(float32(img) * alpha + beta, 0, 255))``."""
         return np.clip(img.astype(np.float32) * alpha + beta, 0,

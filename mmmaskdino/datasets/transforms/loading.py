@@ -29,8 +29,8 @@ class LoadPanopticPNG(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         """Read ``results['seg_map_path']``."""
-        img_bytes = get(results['seg_map_path'],
-                        backend_args=self.backend_args)
+        img_bytes = get(
+            results['seg_map_path'], backend_args=self.backend_args)
         results['gt_seg_map'] = mmcv.imfrombytes(
             img_bytes, flag='color', channel_order='rgb', backend='pillow')
         return results

@@ -48,8 +48,9 @@ class PanopticTargets(BaseTransform):
             else np.zeros((0, *ids.shape), bool)
         results['gt_masks'] = BitmapMasks(masks.astype(np.uint8), *ids.shape)
         results['gt_bboxes'] = HorizontalBoxes(
-            np.stack([self._mask_box(m) for m in masks]) if segments else
-            np.zeros((0, 4), np.float32))
+            np.stack([self._mask_box(m)
+                      for m in masks]) if segments else np.zeros((
+                          0, 4), np.float32))
         results['gt_bboxes_labels'] = np.array(
             [s['category'] for s in segments], dtype=np.int64)
         results['gt_ignore_flags'] = np.zeros(len(segments), dtype=bool)
@@ -62,5 +63,6 @@ class PanopticTargets(BaseTransform):
         ys, xs = np.nonzero(mask)
         if len(xs) == 0:
             return np.zeros(4, np.float32)
-        return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1],
-                        dtype=np.float32)
+        return np.array(
+            [xs.min(), ys.min(),
+             xs.max() + 1, ys.max() + 1], dtype=np.float32)

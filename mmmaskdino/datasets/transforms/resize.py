@@ -71,8 +71,7 @@ class ResizeScale(PillowResize):
                  target_size: Tuple[int, int],
                  seg_backend: str = 'pillow') -> None:
         super().__init__(
-            seg_backend=seg_backend, scale=target_size[::-1],
-            keep_ratio=False)
+            seg_backend=seg_backend, scale=target_size[::-1], keep_ratio=False)
         self.min_scale = min_scale
         self.max_scale = max_scale
         self.target_size = target_size

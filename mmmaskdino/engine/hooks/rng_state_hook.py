@@ -68,13 +68,17 @@ class RNGStateHook(Hook):
             self._model_state = _get_state()
             _set_state(data_state)
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch: DATA_BATCH = None) -> None:
         """Put the data-loading state aside and install the model stream."""
         self._data_state = _get_state()
         _set_state(self._model_state)
 
-    def after_train_iter(self, runner, batch_idx: int,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
                          data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
         """Keep the advanced model stream, restore the data-loading state."""

@@ -73,10 +73,11 @@ class MaskDINOHead(BaseModule):
                 num_classes=self.num_classes,
                 num_things_classes=num_things_classes))
 
-    def forward(self,
-                x: Sequence[Tensor],
-                batch_data_samples: Optional[SampleList] = None
-                ) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self,
+        x: Sequence[Tensor],
+        batch_data_samples: Optional[SampleList] = None
+    ) -> Tuple[Tensor, Tensor, Tensor]:
         """Final predictions without post-processing.
 
         Args:
@@ -94,8 +95,9 @@ class MaskDINOHead(BaseModule):
         return (outputs['pred_logits'], outputs['pred_masks'],
                 outputs['pred_boxes'])
 
-    def predict(self, x: Sequence[Tensor],
-                batch_data_samples: SampleList) -> Tuple[Tensor, Tensor, Tensor]:
+    def predict(
+            self, x: Sequence[Tensor],
+            batch_data_samples: SampleList) -> Tuple[Tensor, Tensor, Tensor]:
         """Same as :meth:`forward`; post-processing is the fusion head's."""
         return self.forward(x, batch_data_samples)
 
@@ -114,7 +116,9 @@ class MaskDINOHead(BaseModule):
                     device: torch.device) -> List[InstanceData]:
         """Normalised targets of every image (see docs/architecture.md),
         built on ``device`` (the device of the input features)."""
-        return [self._get_targets_single(s, device) for s in batch_data_samples]
+        return [
+            self._get_targets_single(s, device) for s in batch_data_samples
+        ]
 
     def _get_targets_single(self, data_sample,
                             device: torch.device) -> InstanceData:
@@ -137,8 +141,8 @@ class MaskDINOHead(BaseModule):
         gt = data_sample.gt_instances
         labels = gt.labels.to(device) if 'labels' in gt else torch.zeros(
             0, dtype=torch.long, device=device)
-        boxes = gt.bboxes if 'bboxes' in gt else torch.zeros(0, 4,
-                                                             device=device)
+        boxes = gt.bboxes if 'bboxes' in gt else torch.zeros(
+            0, 4, device=device)
         if hasattr(boxes, 'tensor'):
             boxes = boxes.tensor
         boxes = boxes.to(device)
@@ -149,8 +153,7 @@ class MaskDINOHead(BaseModule):
             self._check_padded(masks, pad_shape, 'GT masks', 'pad_mask',
                                data_sample)
         elif 'gt_sem_seg' in data_sample:
-            masks = torch.zeros(
-                0, *pad_shape, dtype=torch.bool, device=device)
+            masks = torch.zeros(0, *pad_shape, dtype=torch.bool, device=device)
         if 'gt_sem_seg' in data_sample and self.num_stuff_classes > 0:
             sem_seg = data_sample.gt_sem_seg.sem_seg.to(device)
             self._check_padded(sem_seg, pad_shape, 'gt_sem_seg', 'pad_seg',
@@ -168,8 +171,8 @@ class MaskDINOHead(BaseModule):
         return targets
 
     @staticmethod
-    def _check_padded(maps: Tensor, pad_shape: tuple, name: str,
-                      switch: str, data_sample) -> None:
+    def _check_padded(maps: Tensor, pad_shape: tuple, name: str, switch: str,
+                      data_sample) -> None:
         """Fail clearly on masks or label maps not padded to the batch."""
         if tuple(maps.shape[-2:]) != pad_shape:
             raise ValueError(

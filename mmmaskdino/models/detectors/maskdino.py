@@ -10,7 +10,6 @@ from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmmaskdino.utils.checkpoint_conversion import prepare_state_dict
-
 from ..utils import fill_derived, uses_softmax_classes
 
 
@@ -73,8 +72,8 @@ class MaskDINO(MaskFormer):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
 
-    def _load_from_state_dict(self, state_dict: dict, prefix: str,
-                              *args, **kwargs) -> None:
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args,
+                              **kwargs) -> None:
         """Accept official (detectron2) checkpoints and class-count changes.
 
         Runs before any child module reads ``state_dict``: an official
@@ -121,7 +120,8 @@ class MaskDINO(MaskFormer):
                 data_sample.pred_sem_seg = results['sem_results']
         return data_samples
 
-    def _forward(self, batch_inputs: Tensor,
+    def _forward(self,
+                 batch_inputs: Tensor,
                  batch_data_samples: SampleList = None) -> Tuple[Tensor]:
         """Network outputs without post-processing (FLOPs, export).
 

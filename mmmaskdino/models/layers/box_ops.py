@@ -1,9 +1,10 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""Box helpers of the Mask DINO decoder: encoder proposals and mask-enhanced anchors.
+"""Box helpers of the Mask DINO decoder: encoder proposals and mask-enhanced
+anchors.
 
-``inverse_sigmoid`` is mmdet's (its default eps 1e-5 is the one Mask DINO uses; mmdet's DINO decoder
-passes 1e-3 explicitly, which is why the decoder loop is re-implemented in
-``maskdino_decoder_layer.py``).
+``inverse_sigmoid`` is mmdet's (its default eps 1e-5 is the one Mask DINO uses;
+mmdet's DINO decoder passes 1e-3 explicitly, which is why the decoder loop is
+re-implemented in ``maskdino_decoder_layer.py``).
 """
 from typing import Tuple
 
@@ -14,7 +15,8 @@ from torch import Tensor
 
 MASK_BOX_TYPES = ('mask2box', 'bitmask')
 
-# ``mask2box`` fills the minimum of an empty mask with this value (official ``masks_to_boxes``).
+# ``mask2box`` fills the minimum of an empty mask with this value (official
+# ``masks_to_boxes``).
 EMPTY_MASK_MIN = 1e8
 
 __all__ = [
@@ -30,7 +32,8 @@ def _first_last_index(occupied: Tensor) -> Tuple[Tensor, Tensor]:
         occupied (Tensor): ``(n, length)`` bool.
 
     Returns:
-        tuple[Tensor, Tensor]: ``(n,)`` float first and last index (0 for an all-False row).
+        tuple[Tensor, Tensor]: ``(n,)`` float first and last index (0 for an
+        all-False row).
     """
     length = occupied.shape[-1]
     occupied = occupied.to(torch.uint8)
@@ -42,13 +45,15 @@ def _first_last_index(occupied: Tensor) -> Tuple[Tensor, Tensor]:
 def masks_to_boxes(masks: Tensor, box_type: str = 'mask2box') -> Tensor:
     """Tight boxes around binary masks, in pixel units of the mask map.
 
-    Both official rules are vectorised here (mmdet's ``mask2bbox`` implements the ``bitmask`` rule with a
-    Python loop over masks, too slow for ``bs * num_queries`` masks per iteration):
+    Both official rules are vectorised here (mmdet's ``mask2bbox`` implements
+    the ``bitmask`` rule with a Python loop over masks, too slow for ``bs *
+    num_queries`` masks per iteration):
 
-    - ``'mask2box'`` (official ``box_ops.masks_to_boxes``): ``(x_min, y_min, x_max, y_max)`` with the
-      **maximum pixel index** (no +1); an empty mask gives ``(1e8, 1e8, 0, 0)``.
-    - ``'bitmask'`` (detectron2 ``BitMasks.get_bounding_boxes``): ``(x_first, y_first, x_last + 1,
-      y_last + 1)``; an empty mask gives ``(0, 0, 0, 0)``.
+    - ``'mask2box'`` (official ``box_ops.masks_to_boxes``): ``(x_min, y_min,
+      x_max, y_max)`` with the **maximum pixel index** (no +1); an empty mask
+      gives ``(1e8, 1e8, 0, 0)``.
+    - ``'bitmask'`` (detectron2 ``BitMasks.get_bounding_boxes``): ``(x_first,
+      y_first, x_last + 1, y_last + 1)``; an empty mask gives ``(0, 0, 0, 0)``.
 
     Args:
         masks (Tensor): ``(n, h, w)`` bool.
@@ -74,10 +79,11 @@ def masks_to_boxes(masks: Tensor, box_type: str = 'mask2box') -> Tensor:
 def masks_to_refpoint_logits(mask_logits: Tensor, box_type: str) -> Tensor:
     """Mask-enhanced anchor boxes: boxes of ``mask_logits > 0`` in logit space.
 
-    The boxes are normalised by the mask map size ``(w, h, w, h)`` (1/4 of the padded input), then mapped
-    through ``inverse_sigmoid`` (eps 1e-5, clamped to [0, 1] first), so an empty ``mask2box`` mask gives
-    ``(11.5129, 11.5129, -11.5129, -11.5129)`` and an empty ``bitmask`` mask ``-11.5129`` everywhere.
-    No gradient flows back to the masks.
+    The boxes are normalised by the mask map size ``(w, h, w, h)`` (1/4 of the
+    padded input), then mapped through ``inverse_sigmoid`` (eps 1e-5, clamped
+    to [0, 1] first), so an empty ``mask2box`` mask gives ``(11.5129, 11.5129,
+    -11.5129, -11.5129)`` and an empty ``bitmask`` mask ``-11.5129``
+    everywhere. No gradient flows back to the masks.
 
     Args:
         mask_logits (Tensor): ``(bs, num_queries, h, w)`` mask logits.
@@ -93,18 +99,23 @@ def masks_to_refpoint_logits(mask_logits: Tensor, box_type: str) -> Tensor:
     return inverse_sigmoid(boxes.view(bs, num_queries, 4))
 
 
-def gen_encoder_output_proposals(memory: Tensor,
-                                 spatial_shapes: Tensor) -> Tuple[Tensor, Tensor]:
+def gen_encoder_output_proposals(
+        memory: Tensor, spatial_shapes: Tensor) -> Tuple[Tensor, Tensor]:
     """Per-token proposals of the two-stage query selection (no padding mask).
 
-    The official ``gen_encoder_output_proposals`` (``maskdino/utils/utils.py``) without padding mask.
-    mmdet's ``DeformableDETR.gen_encoder_output_proposals`` computes the same proposals but cannot be
-    reused: it is a method of the detector and ends with the detector's own ``memory_trans_fc`` and
-    ``memory_trans_norm`` layers (Mask DINO's decoder applies its ``enc_output`` and
-    ``enc_output_norm`` to the returned memory instead). Centre ``((j + 0.5) / W, (i + 0.5) / H)``, size ``0.05 * 2**lvl`` over the
-    **decoder** memory levels; a proposal is valid iff all four values are strictly inside
-    (0.01, 0.99). Valid proposals are returned as unclamped logits ``log(p / (1 - p))``, invalid ones as
-    ``+inf``, and the memory of invalid tokens is zeroed.
+    The official ``gen_encoder_output_proposals`` (``maskdino/utils/utils.py``)
+    without padding mask. mmdet's
+    ``DeformableDETR.gen_encoder_output_proposals`` computes the same proposals
+    but cannot be
+    reused: it is a method of the detector and ends with the detector's own
+        ``memory_trans_fc`` and
+    ``memory_trans_norm`` layers (Mask DINO's decoder applies its
+    ``enc_output`` and ``enc_output_norm`` to the returned memory instead).
+    Centre ``((j + 0.5) / W, (i + 0.5) / H)``, size ``0.05 * 2**lvl`` over the
+    **decoder** memory levels; a proposal is valid iff all four values are
+    strictly inside (0.01, 0.99). Valid proposals are returned as unclamped
+    logits ``log(p / (1 - p))``, invalid ones as ``+inf``, and the memory of
+    invalid tokens is zeroed.
 
     Args:
         memory (Tensor): ``(bs, num_tokens, dim)`` flattened decoder memory.

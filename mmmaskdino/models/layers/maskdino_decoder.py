@@ -21,31 +21,36 @@ from .maskdino_decoder_layer import MaskDINOTransformerDecoder
 class MaskDINODecoder(BaseModule):
     """Query selection, decoder loop and shared prediction heads of Mask DINO.
 
-    One class head ``class_embed`` and one box MLP ``bbox_embed`` are shared by the encoder token
-    scoring/proposals, the initial prediction and every decoder layer; ``decoder_norm`` is the decoder's
-    own final ``LayerNorm`` (``decoder.norm``), so decoder-layer outputs pass through it twice before the
-    class and mask heads, exactly as in the official model where both names alias one module.
+    One class head ``class_embed`` and one box MLP ``bbox_embed`` are shared by
+    the encoder token scoring/proposals, the initial prediction and every
+    decoder layer; ``decoder_norm`` is the decoder's own final ``LayerNorm``
+    (``decoder.norm``), so decoder-layer outputs pass through it twice before
+    the class and mask heads, exactly as in the official model where both names
+    alias one module.
 
     Args:
         num_classes (int): Number of classes ``C``.
         hidden_dim (int): Hidden size ``D``. Defaults to 256.
         num_queries (int): Matching queries ``Q``. Defaults to 300.
-        num_heads (int): Heads of the self-attention and of the deformable cross-attention.
-            Defaults to 8.
+        num_heads (int): Heads of the self-attention and of the deformable
+            cross-attention. Defaults to 8.
         ffn_dim (int): FFN hidden size of the decoder layers. Defaults to 2048.
         num_layers (int): Decoder layers ``L``. Defaults to 9.
         mask_dim (int): Channels of ``mask_features``. Defaults to 256.
         num_feature_levels (int): Memory levels. Defaults to 4.
         num_points (int): Deformable sampling points. Defaults to 4.
-        two_stage (bool): Select queries from encoder tokens; otherwise learned ``query_feat`` and
-            ``query_embed``. Defaults to True.
-        initialize_box_type (str): ``'no'``, ``'mask2box'`` or ``'bitmask'``: replace the selected
-            proposal boxes by boxes of the interm masks. Defaults to ``'no'``.
-        initial_pred (bool): Predict from the content queries before the first layer. Defaults to True.
-        semantic_ce (bool): Class head of width ``C + 1`` (softmax CE, "no object" last).
-            Defaults to False.
-        denoising (dict, optional): Extra arguments of ``MaskDINODenoising`` (built here and owning
-            ``label_enc``); None disables it. Defaults to ``dict(dn_num=100, noise_scale=0.4)``.
+        two_stage (bool): Select queries from encoder tokens; otherwise learned
+            ``query_feat`` and ``query_embed``. Defaults to True.
+        initialize_box_type (str): ``'no'``, ``'mask2box'`` or ``'bitmask'``:
+            replace the selected proposal boxes by boxes of the interm masks.
+            Defaults to ``'no'``.
+        initial_pred (bool): Predict from the content queries before the first
+            layer. Defaults to True.
+        semantic_ce (bool): Class head of width ``C + 1`` (softmax CE, "no
+            object" last). Defaults to False.
+        denoising (dict, optional): Extra arguments of ``MaskDINODenoising``
+            (built here and owning ``label_enc``); None disables it. Defaults
+            to ``dict(dn_num=100, noise_scale=0.4)``.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -85,8 +90,8 @@ class MaskDINODecoder(BaseModule):
         else:
             self.query_feat = nn.Embedding(num_queries, hidden_dim)
             self.query_embed = nn.Embedding(num_queries, 4)
-        self.class_embed = nn.Linear(hidden_dim,
-                                     num_classes + 1 if semantic_ce else num_classes)
+        self.class_embed = nn.Linear(
+            hidden_dim, num_classes + 1 if semantic_ce else num_classes)
         self.denoising = None if denoising is None else MODELS.build(
             dict(
                 type='MaskDINODenoising',
@@ -105,7 +110,8 @@ class MaskDINODecoder(BaseModule):
     @staticmethod
     def _layer_cfg(hidden_dim: int, num_heads: int, ffn_dim: int,
                    num_levels: int, num_points: int) -> dict:
-        """Config of one ``DeformableDetrTransformerDecoderLayer`` (no dropout, ReLU)."""
+        """Config of one ``DeformableDetrTransformerDecoderLayer`` (no dropout,
+        ReLU)."""
         return dict(
             self_attn_cfg=dict(
                 embed_dims=hidden_dim,
@@ -134,10 +140,12 @@ class MaskDINODecoder(BaseModule):
 
     def init_weights(self) -> None:
         """Official initialisation (``TransformerDecoder._reset_parameters`` in
-        ``maskdino/modeling/transformer_decoder/dino_decoder.py``, ``MaskDINODecoder.__init__``).
+        ``maskdino/modeling/transformer_decoder/dino_decoder.py``,
+        ``MaskDINODecoder.__init__``).
 
-        Xavier-uniform on every matrix of the decoder stack followed by the deformable-attention reset,
-        a zero last layer of the box MLP, PyTorch defaults elsewhere (no focal prior on the class bias).
+        Xavier-uniform on every matrix of the decoder stack followed by the
+        deformable-attention reset, a zero last layer of the box MLP, PyTorch
+        defaults elsewhere (no focal prior on the class bias).
         """
         super().init_weights()
         for p in self.decoder.parameters():
@@ -155,18 +163,19 @@ class MaskDINODecoder(BaseModule):
         """Predict classes, boxes and masks for the queries.
 
         Args:
-            multi_scale_features (Sequence[Tensor]): ``(bs, D, h_i, w_i)`` pixel-decoder outputs in the
-                official **encoder** order.
+            multi_scale_features (Sequence[Tensor]): ``(bs, D, h_i, w_i)``
+                pixel-decoder outputs in the official **encoder** order.
             mask_features (Tensor): ``(bs, mask_dim, h4, w4)``.
-            dn (dict, optional): Denoising queries of :meth:`denoising_queries` (training only):
-                ``query (bs, P, D)``, ``ref_logits (bs, P, 4)``, ``attn_mask (P + Q, P + Q)``,
-                ``dn_meta``.
+            dn (dict, optional): Denoising queries of :meth:`denoising_queries`
+                (training only): ``query (bs, P, D)``, ``ref_logits (bs, P,
+                4)``, ``attn_mask (P + Q, P + Q)``, ``dn_meta``.
 
         Returns:
-            tuple[dict, dict | None]: ``outputs`` (final prediction set + ``aux_outputs`` +
-            ``interm_outputs``) and ``dn_outputs`` (see :meth:`format_outputs`: in training with
-            denoising, ``aux_indices`` and, unless the batch skipped denoising, the prediction sets of
-            the first P queries; None otherwise).
+            tuple[dict, dict | None]: ``outputs`` (final prediction set +
+            ``aux_outputs`` + ``interm_outputs``) and ``dn_outputs`` (see
+            :meth:`format_outputs`: in training with denoising, ``aux_indices``
+            and, unless the batch skipped denoising, the prediction sets of the
+            first P queries; None otherwise).
         """
         # Under mixed precision only the decoder layers run in fp32, as
         # officially (MaskDINOTransformerDecoder.forward); query selection and
@@ -183,15 +192,17 @@ class MaskDINODecoder(BaseModule):
                                    dn)
 
     def build_memory(self, multi_scale_features: Sequence[Tensor]) -> dict:
-        """Flatten the features into the decoder memory, levels in **reverse** encoder order.
+        """Flatten the features into the decoder memory, levels in **reverse**
+        encoder order.
 
         Args:
-            multi_scale_features (Sequence[Tensor]): ``(bs, D, h_i, w_i)`` in encoder order.
+            multi_scale_features (Sequence[Tensor]): ``(bs, D, h_i, w_i)`` in
+                encoder order.
 
         Returns:
-            dict: ``memory (bs, num_tokens, D)``, ``spatial_shapes (num_levels, 2)``,
-            ``level_start_index (num_levels,)``, ``valid_ratios (bs, num_levels, 2)`` (all ones: no
-            padding mask, as officially).
+            dict: ``memory (bs, num_tokens, D)``, ``spatial_shapes (num_levels,
+            2)``, ``level_start_index (num_levels,)``, ``valid_ratios (bs,
+            num_levels, 2)`` (all ones: no padding mask, as officially).
         """
         assert len(multi_scale_features) == self.num_feature_levels
         feats = list(multi_scale_features)[::-1]
@@ -218,8 +229,9 @@ class MaskDINODecoder(BaseModule):
             mask_features (Tensor): ``(bs, mask_dim, h4, w4)``.
 
         Returns:
-            dict: ``query (bs, Q, D)``, ``refpoint_logits (bs, Q, 4)`` and ``interm_outputs`` (the
-            prediction set of the selected encoder tokens; None without two-stage selection).
+            dict: ``query (bs, Q, D)``, ``refpoint_logits (bs, Q, 4)`` and
+            ``interm_outputs`` (the prediction set of the selected encoder
+            tokens; None without two-stage selection).
         """
         if self.two_stage:
             return self._select_encoder_queries(memory, spatial_shapes,
@@ -232,7 +244,8 @@ class MaskDINODecoder(BaseModule):
 
     def _select_encoder_queries(self, memory: Tensor, spatial_shapes: Tensor,
                                 mask_features: Tensor) -> dict:
-        """Two-stage selection: top-Q encoder tokens by max class logit (official ``MaskDINODecoder.forward``)."""
+        """Two-stage selection: top-Q encoder tokens by max class logit
+        (official ``MaskDINODecoder.forward``)."""
         if memory.shape[1] < self.num_queries:
             raise ValueError(
                 f'num_queries={self.num_queries} is larger than the number '
@@ -270,9 +283,10 @@ class MaskDINODecoder(BaseModule):
 
     @staticmethod
     def add_denoising_queries(
-            query: Tensor, refpoint_logits: Tensor, dn: Optional[dict]
-    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        """Prepend the P denoising queries (official ``MaskDINODecoder.forward``).
+            query: Tensor, refpoint_logits: Tensor,
+            dn: Optional[dict]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """Prepend the P denoising queries (official
+        ``MaskDINODecoder.forward``).
 
         Args:
             query (Tensor): ``(bs, Q, D)``.
@@ -280,8 +294,8 @@ class MaskDINODecoder(BaseModule):
             dn (dict, optional): see :meth:`forward`.
 
         Returns:
-            tuple: ``query (bs, P + Q, D)``, ``refpoint_logits (bs, P + Q, 4)``, self-attention mask
-            ``(P + Q, P + Q)`` bool or None.
+            tuple: ``query (bs, P + Q, D)``, ``refpoint_logits (bs, P + Q,
+            4)``, self-attention mask ``(P + Q, P + Q)`` bool or None.
         """
         if dn is None:
             return query, refpoint_logits, None
@@ -289,25 +303,29 @@ class MaskDINODecoder(BaseModule):
                 torch.cat([dn['ref_logits'], refpoint_logits],
                           dim=1), dn['attn_mask'])
 
-    def forward_heads(self,
-                      x: Tensor,
-                      mask_features: Tensor,
-                      pred_mask: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
+    def forward_heads(
+            self,
+            x: Tensor,
+            mask_features: Tensor,
+            pred_mask: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
         """Class and mask heads on ``decoder_norm(x)``.
 
         Args:
-            x (Tensor): ``(bs, nq, D)`` queries (decoder-layer outputs are already normed once).
+            x (Tensor): ``(bs, nq, D)`` queries (decoder-layer outputs are
+                already normed once).
             mask_features (Tensor): ``(bs, mask_dim, h4, w4)``.
             pred_mask (bool): Whether to compute the masks.
 
         Returns:
-            tuple[Tensor, Tensor | None]: logits ``(bs, nq, K)`` and masks ``(bs, nq, h4, w4)``.
+            tuple[Tensor, Tensor | None]: logits ``(bs, nq, K)`` and masks
+            ``(bs, nq, h4, w4)``.
         """
         x = self.decoder_norm(x)
         logits = self.class_embed(x)
         if not pred_mask:
             return logits, None
-        masks = torch.einsum('bqc,bchw->bqhw', self.mask_embed(x), mask_features)
+        masks = torch.einsum('bqc,bchw->bqhw', self.mask_embed(x),
+                             mask_features)
         return logits, masks
 
     def forward_decoder(self, query: Tensor, refpoint_logits: Tensor,
@@ -315,18 +333,21 @@ class MaskDINODecoder(BaseModule):
                         attn_mask: Optional[Tensor]) -> dict:
         """Initial prediction, decoder layers and per-layer heads.
 
-        In eval only the last layer predicts masks (the other masks are discarded by inference).
+        In eval only the last layer predicts masks (the other masks are
+        discarded by inference).
 
         Args:
             query (Tensor): ``(bs, nq, D)`` content queries.
-            refpoint_logits (Tensor): ``(bs, nq, 4)`` anchor boxes in logit space.
+            refpoint_logits (Tensor): ``(bs, nq, 4)`` anchor boxes in logit
+                space.
             memory (dict): output of :meth:`build_memory`.
             mask_features (Tensor): ``(bs, mask_dim, h4, w4)``.
             attn_mask (Tensor, optional): ``(nq, nq)`` bool, True = blocked.
 
         Returns:
-            dict: lists ``class_logits``, ``masks`` (entries may be None), ``boxes`` with one entry per
-            prediction set (initial first if ``initial_pred``).
+            dict: lists ``class_logits``, ``masks`` (entries may be None),
+            ``boxes`` with one entry per prediction set (initial first if
+            ``initial_pred``).
         """
         class_logits, masks = [], []
         if self.initial_pred:
@@ -359,16 +380,20 @@ class MaskDINODecoder(BaseModule):
     def predict_boxes(self, references: List[Tensor],
                       hidden_states: List[Tensor],
                       refpoint_logits: Tensor) -> List[Tensor]:
-        """Boxes of every prediction set (official ``MaskDINODecoder.pred_box``).
+        """Boxes of every prediction set (official
+        ``MaskDINODecoder.pred_box``).
 
         Args:
-            references (list[Tensor]): L + 1 tensors ``(bs, nq, 4)`` from the decoder.
-            hidden_states (list[Tensor]): L tensors ``(bs, nq, D)`` (normed once).
+            references (list[Tensor]): L + 1 tensors ``(bs, nq, 4)`` from the
+                decoder.
+            hidden_states (list[Tensor]): L tensors ``(bs, nq, D)`` (normed
+                once).
             refpoint_logits (Tensor): ``(bs, nq, 4)`` initial anchors.
 
         Returns:
-            list[Tensor]: ``(bs, nq, 4)`` cxcywh boxes: the anchors themselves (if ``initial_pred``),
-            then ``sigmoid(bbox_embed(h_l) + inverse_sigmoid(r_l))`` per layer.
+            list[Tensor]: ``(bs, nq, 4)`` cxcywh boxes: the anchors themselves
+            (if ``initial_pred``), then ``sigmoid(bbox_embed(h_l) +
+            inverse_sigmoid(r_l))`` per layer.
         """
         boxes = [refpoint_logits.sigmoid()] if self.initial_pred else []
         for reference, hidden_state in zip(references[:-1], hidden_states):
@@ -377,19 +402,21 @@ class MaskDINODecoder(BaseModule):
         return boxes
 
     @staticmethod
-    def _prediction_set(logits: Tensor, boxes: Tensor,
-                        masks: Optional[Tensor]) -> Dict[str, Optional[Tensor]]:
+    def _prediction_set(
+            logits: Tensor, boxes: Tensor,
+            masks: Optional[Tensor]) -> Dict[str, Optional[Tensor]]:
         return dict(pred_logits=logits, pred_boxes=boxes, pred_masks=masks)
 
     @classmethod
     def _slice_sets(cls, predictions: dict, index: slice) -> List[dict]:
-        """Prediction sets restricted to the queries ``index`` (along dim 1)."""
+        """Prediction sets restricted to the queries ``index`` (along dim 1).
+        """
         return [
             cls._prediction_set(logits[:, index], boxes[:, index],
                                 None if masks is None else masks[:, index])
-            for logits, boxes, masks in zip(predictions['class_logits'],
-                                            predictions['boxes'],
-                                            predictions['masks'])
+            for logits, boxes, masks in
+            zip(predictions['class_logits'], predictions['boxes'],
+                predictions['masks'])
         ]
 
     def dn_aux_indices(self) -> List[int]:
@@ -408,20 +435,20 @@ class MaskDINODecoder(BaseModule):
         num_sets = int(self.initial_pred) + self.num_layers
         return list(range(0 if self.two_stage else 1, num_sets - 1))
 
-    def denoising_queries(self,
-                          batch_gt_instances: List[InstanceData]) -> Optional[dict]:
+    def denoising_queries(
+            self, batch_gt_instances: List[InstanceData]) -> Optional[dict]:
         """Noised GT queries for a training step (see :meth:`forward`).
 
         Returns:
-            dict | None: None in eval, without denoising, or when :class:`MaskDINODenoising` skips the
-            batch (no GT, or more GT than ``dn_num``).
+            dict | None: None in eval, without denoising, or when
+            :class:`MaskDINODenoising` skips the batch (no GT, or more GT than
+            ``dn_num``).
         """
         if self.denoising is None or not self.training:
             return None
         return self.denoising(batch_gt_instances, self.num_queries)
 
-    def format_outputs(self, predictions: dict,
-                       interm_outputs: Optional[dict],
+    def format_outputs(self, predictions: dict, interm_outputs: Optional[dict],
                        dn: Optional[dict]) -> Tuple[dict, Optional[dict]]:
         """Split off the P denoising queries and build the output dicts.
 
@@ -430,14 +457,17 @@ class MaskDINODecoder(BaseModule):
 
         Args:
             predictions (dict): output of :meth:`forward_decoder`.
-            interm_outputs (dict, optional): prediction set of the selected encoder tokens.
+            interm_outputs (dict, optional): prediction set of the selected
+                encoder tokens.
             dn (dict, optional): see :meth:`forward`.
 
         Returns:
-            tuple[dict, dict | None]: ``outputs`` (final matching set, ``aux_outputs``,
-            ``interm_outputs``) and, in training with denoising, ``dn_outputs``: ``aux_indices``
-            (:meth:`dn_aux_indices`, the supervised sets) and, unless the batch skipped denoising,
-            the final DN set and ``aux_outputs`` (the supervised aux DN sets); None otherwise.
+            tuple[dict, dict | None]: ``outputs`` (final matching set,
+            ``aux_outputs``, ``interm_outputs``) and, in training with
+            denoising, ``dn_outputs``: ``aux_indices`` (:meth:`dn_aux_indices`,
+            the supervised sets) and, unless the batch skipped denoising, the
+            final DN set and ``aux_outputs`` (the supervised aux DN sets); None
+            otherwise.
         """
         pad_size = 0 if dn is None else int(dn['dn_meta']['pad_size'])
         matching_sets = self._slice_sets(predictions, slice(pad_size, None))
@@ -449,7 +479,8 @@ class MaskDINODecoder(BaseModule):
             return outputs, None
         aux_indices = self.dn_aux_indices()
         if dn is None:
-            # Keeps ``label_enc`` in the graph when DN is skipped (needed by DDP).
+            # Keeps ``label_enc`` in the graph when DN is skipped (needed by
+            # DDP).
             outputs['pred_logits'] = outputs['pred_logits'] + \
                 0.0 * self.denoising.label_enc.weight.sum()
             return outputs, dict(aux_indices=aux_indices)

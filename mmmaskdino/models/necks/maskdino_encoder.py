@@ -1,11 +1,11 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""Mask DINO pixel decoder: multi-scale deformable encoder plus one-step FPN fusion."""
+"""Mask DINO pixel decoder: multi-scale deformable encoder plus one-step FPN
+fusion."""
 import math
 from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 from mmcv.cnn import ConvModule
 from mmdet.models.layers import (DeformableDetrTransformerEncoder,
                                  SinePositionalEncoding)
@@ -13,16 +13,18 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 from mmengine.model import BaseModule, caffe2_xavier_init, xavier_init
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 
 @MODELS.register_module()
 class MaskDINOEncoder(BaseModule):
-    """Pixel decoder of Mask DINO (official ``MaskDINOEncoder.forward_features``,
+    """Pixel decoder of Mask DINO (official
+    ``MaskDINOEncoder.forward_features``,
     ``maskdino/modeling/pixel_decoder/maskdino_encoder.py``).
 
     The selected backbone maps (plus extra stride-2 levels) are projected to
-    ``feat_channels``, refined by a post-norm multi-scale deformable encoder and
-    fused with the finest backbone map(s) into the 1/``common_stride`` mask
+    ``feat_channels``, refined by a post-norm multi-scale deformable encoder
+    and fused with the finest backbone map(s) into the 1/``common_stride`` mask
     features. mmdet's ``MSDeformAttnPixelDecoder`` cannot be reused: it has no
     extra down-sampled levels, a fixed level order, and its positional encoding
     differs (offset and temperature).
@@ -92,8 +94,8 @@ class MaskDINOEncoder(BaseModule):
             key=lambda i: strides[i],
             reverse=feature_order == 'low2high')
         trans_channels = [in_channels[i] for i in self.transformer_indices]
-        self.extra_source_index = self.transformer_indices[trans_channels.index(
-            max(trans_channels))]
+        self.extra_source_index = self.transformer_indices[
+            trans_channels.index(max(trans_channels))]
         self.high_resolution_index = 0 if feature_order == 'low2high' else -1
 
         self.input_proj = self._build_input_proj(trans_channels, feat_channels,
@@ -130,8 +132,7 @@ class MaskDINOEncoder(BaseModule):
             int(math.log2(min_stride) - math.log2(common_stride)), 1)
         # Entry i acts on backbone map i (official adapter_{i+1}, layer_{i+1}).
         self.lateral_convs = nn.ModuleList(
-            ConvModule(
-                c, feat_channels, 1, norm_cfg=norm_cfg, act_cfg=None)
+            ConvModule(c, feat_channels, 1, norm_cfg=norm_cfg, act_cfg=None)
             for c in in_channels[:num_fpn_levels])
         self.output_convs = nn.ModuleList(
             ConvModule(
@@ -140,8 +141,7 @@ class MaskDINOEncoder(BaseModule):
                 3,
                 padding=1,
                 norm_cfg=norm_cfg,
-                act_cfg=dict(type='ReLU'))
-            for _ in range(num_fpn_levels))
+                act_cfg=dict(type='ReLU')) for _ in range(num_fpn_levels))
         self.mask_features = nn.Conv2d(feat_channels, mask_dim, 1)
 
     def _build_input_proj(self, trans_channels: List[int], feat_channels: int,
@@ -152,8 +152,13 @@ class MaskDINOEncoder(BaseModule):
         the most channels; further extras chain on the previous extra level.
         """
         projs = [
-            ConvModule(c, feat_channels, 1, bias=True, norm_cfg=norm_cfg,
-                       act_cfg=None) for c in trans_channels[::-1]
+            ConvModule(
+                c,
+                feat_channels,
+                1,
+                bias=True,
+                norm_cfg=norm_cfg,
+                act_cfg=None) for c in trans_channels[::-1]
         ]
         in_c = max(trans_channels)
         for _ in range(self.num_feature_levels - len(trans_channels)):
@@ -187,12 +192,13 @@ class MaskDINOEncoder(BaseModule):
         caffe2_xavier_init(self.mask_features, bias=0)
 
     def _pos_embed(self, x: Tensor) -> Tensor:
-        """Sine encoding of an all-valid map: (bs, C, h, w) -> (bs, D, h, w)."""
+        """Sine encoding of an all-valid map: (bs, C, h, w) -> (bs, D, h, w).
+        """
         mask = x.new_zeros((x.shape[0], *x.shape[-2:]), dtype=torch.bool)
         return self.positional_encoding(mask)
 
-    def _build_levels(self,
-                      feats: List[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
+    def _build_levels(
+            self, feats: List[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
         """Projected maps and positional encodings in official encoder order.
 
         Returns two lists of ``num_feature_levels`` tensors (bs, D, h_l, w_l).
@@ -201,8 +207,7 @@ class MaskDINOEncoder(BaseModule):
         """
         num_trans = len(self.transformer_indices)
         srcs, pos = [], []
-        for proj, idx in zip(self.input_proj,
-                             self.transformer_indices[::-1]):
+        for proj, idx in zip(self.input_proj, self.transformer_indices[::-1]):
             srcs.append(proj(feats[idx]))
             pos.append(self._pos_embed(feats[idx]))
         extra_srcs, extra_pos = [], []
@@ -235,8 +240,8 @@ class MaskDINOEncoder(BaseModule):
             (1, )), spatial_shapes.prod(1).cumsum(0)[:-1]))
         query = torch.cat([src.flatten(2).transpose(1, 2) for src in srcs], 1)
         query_pos = torch.cat([
-            p.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1)
-            for lvl, p in enumerate(pos)
+            p.flatten(2).transpose(1, 2) +
+            self.level_embed[lvl].view(1, 1, -1) for lvl, p in enumerate(pos)
         ], 1)
         valid_ratios = query.new_ones(bs, len(srcs), 2)
         # The loop of DeformableDetrTransformerEncoder.forward, with optional

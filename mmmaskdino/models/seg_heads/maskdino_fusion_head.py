@@ -4,15 +4,14 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.config import ConfigDict
-from mmengine.structures import InstanceData, PixelData
-from torch import Tensor
-
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import OptConfigType, OptMultiConfig
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData, PixelData
+from torch import Tensor
 
 # Defaults of the ``test_cfg`` keys read by :class:`MaskDINOFusionHead`.
 TEST_CFG_DEFAULTS = dict(
@@ -289,8 +288,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             (k,), best first.
         """
         cls_scores = mask_cls[:, :self.num_classes].sigmoid()
-        num_top = min(self._cfg('max_per_image'),
-                      mask_cls.shape[0] * self.num_classes)
+        num_top = min(
+            self._cfg('max_per_image'), mask_cls.shape[0] * self.num_classes)
         scores, flat_indices = cls_scores.flatten().topk(num_top, sorted=True)
         labels = flat_indices % self.num_classes
         query_indices = flat_indices // self.num_classes
@@ -409,15 +408,16 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             :meth:`instance_postprocess`), ``pan_results`` (:obj:`PixelData`,
             see :meth:`panoptic_postprocess`) and ``sem_results``
             (:obj:`PixelData`: ``sem_seg`` (1, H0, W0) labels and
-            ``seg_logits`` (C, H0, W0), see :meth:`semantic_inference`), all at the
-            output size.
+            ``seg_logits`` (C, H0, W0), see :meth:`semantic_inference`), all at
+            the output size.
         """
         metas = [getattr(m, 'metainfo', m) for m in batch_img_metas]
         instance_on = self._cfg('instance_on')
         panoptic_on = self._cfg('panoptic_on')
         semantic_on = self._cfg('semantic_on')
-        resize_first = (instance_on or panoptic_on or
-                        self._cfg('sem_seg_postprocess_before_inference'))
+        resize_first = (
+            instance_on or panoptic_on
+            or self._cfg('sem_seg_postprocess_before_inference'))
 
         # Instance results use only the masks of the top-k pairs' queries:
         # then only those are upsampled (the same values, a fraction of the
@@ -426,12 +426,14 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         input_shape = tuple(metas[0]['batch_input_shape'][:2])
         if not instance_only:
             mask_pred = F.interpolate(
-                mask_pred, size=input_shape, mode='bilinear',
+                mask_pred,
+                size=input_shape,
+                mode='bilinear',
                 align_corners=False)
 
         results = []
-        for cls_i, masks_i, boxes_i, meta in zip(mask_cls, mask_pred,
-                                                 mask_box, metas):
+        for cls_i, masks_i, boxes_i, meta in zip(mask_cls, mask_pred, mask_box,
+                                                 metas):
             img_shape = meta['img_shape'][:2]
             out_shape = meta['ori_shape'][:2] if rescale else img_shape
             mask_queries = None
@@ -440,7 +442,9 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
                 masks_i = masks_i[mask_queries]
                 if len(mask_queries) > 0:
                     masks_i = F.interpolate(
-                        masks_i[None], size=input_shape, mode='bilinear',
+                        masks_i[None],
+                        size=input_shape,
+                        mode='bilinear',
                         align_corners=False)[0]
                     masks_i = self.crop_and_resize(masks_i, img_shape,
                                                    out_shape)

@@ -1,18 +1,22 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
 """Match costs of Mask DINO that mmdet lacks or computes differently.
 
-The class and dice costs of the official matcher are mmdet's own (``FocalLossCost(eps=1e-8)``,
-``DiceCost(pred_act=True, eps=1.0)``, same formulas). ``CrossEntropyLossCost`` has the official value
-too; ``FastCrossEntropyLossCost`` only evaluates it faster. The box costs differ:
+The class and dice costs of the official matcher are mmdet's own
+(``FocalLossCost(eps=1e-8)``, ``DiceCost(pred_act=True, eps=1.0)``, same
+formulas). ``CrossEntropyLossCost`` has the official value too;
+``FastCrossEntropyLossCost`` only evaluates it faster. The box costs differ:
 
-- mmdet's ``BBoxL1Cost`` takes absolute xyxy boxes and divides them by ``img_meta['img_shape']``, while
-  Mask DINO's boxes are already normalised cxcywh relative to the padded input;
+- mmdet's ``BBoxL1Cost`` takes absolute xyxy boxes and divides them by
+  ``img_meta['img_shape']``, while Mask DINO's boxes are already normalised
+  cxcywh relative to the padded input;
 - mmdet's ``IoUCost`` takes xyxy boxes;
-- neither supports the panoptic "decoupled stuff boxes" rule: GT without a meaningful box (stuff) get
-  the mean cost of the GT with a box, so only class and mask costs decide their assignment.
+- neither supports the panoptic "decoupled stuff boxes" rule: GT without a
+  meaningful box (stuff) get the mean cost of the GT with a box, so only class
+  and mask costs decide their assignment.
 
-Both costs read ``bboxes`` (normalised cxcywh) from the prediction and GT ``InstanceData`` and an
-optional GT field ``has_box`` (bool ``(n,)``); without ``has_box`` every GT column is a box column.
+Both costs read ``bboxes`` (normalised cxcywh) from the prediction and GT
+``InstanceData`` and an optional GT field ``has_box`` (bool ``(n,)``); without
+``has_box`` every GT column is a box column.
 """
 from typing import Optional, Union
 
@@ -27,14 +31,17 @@ from torch import Tensor
 
 
 def fill_boxless_columns(cost: Tensor, gt_instances: InstanceData) -> Tensor:
-    """Replace the columns of GT without a box by the mean over the columns with a box.
+    """Replace the columns of GT without a box by the mean over the columns
+    with a box.
 
-    Official rule (``panoptic_on`` branch of ``HungarianMatcher``), a NaN mean (no GT with a box) gives 0.
-    Any per-column constant gives the same assignment; the mean keeps the cost values official.
+    Official rule (``panoptic_on`` branch of ``HungarianMatcher``), a NaN mean
+    (no GT with a box) gives 0. Any per-column constant gives the same
+    assignment; the mean keeps the cost values official.
 
     Args:
         cost (Tensor): ``(num_preds, num_gts)`` box cost.
-        gt_instances (InstanceData): GT, optionally with ``has_box (num_gts,)`` bool.
+        gt_instances (InstanceData): GT, optionally with ``has_box (num_gts,)``
+            bool.
 
     Returns:
         Tensor: ``(num_preds, num_gts)`` cost.
@@ -48,7 +55,8 @@ def fill_boxless_columns(cost: Tensor, gt_instances: InstanceData) -> Tensor:
 
 @TASK_UTILS.register_module()
 class NormalizedBBoxL1Cost(BaseMatchCost):
-    """L1 cost between normalised cxcywh boxes (``torch.cdist(p=1)``), no ``img_shape`` scaling.
+    """L1 cost between normalised cxcywh boxes (``torch.cdist(p=1)``), no
+    ``img_shape`` scaling.
 
     Args:
         weight (float): Cost weight. Defaults to 1.
@@ -62,9 +70,10 @@ class NormalizedBBoxL1Cost(BaseMatchCost):
         """Compute the cost.
 
         Args:
-            pred_instances (InstanceData): ``bboxes (num_preds, 4)`` normalised cxcywh.
-            gt_instances (InstanceData): ``bboxes (num_gts, 4)`` normalised cxcywh, optional
-                ``has_box (num_gts,)``.
+            pred_instances (InstanceData): ``bboxes (num_preds, 4)`` normalised
+                cxcywh.
+            gt_instances (InstanceData): ``bboxes (num_gts, 4)`` normalised
+                cxcywh, optional ``has_box (num_gts,)``.
             img_meta (dict, optional): Unused.
 
         Returns:
@@ -76,10 +85,12 @@ class NormalizedBBoxL1Cost(BaseMatchCost):
 
 @TASK_UTILS.register_module()
 class NormalizedGIoUCost(IoUCost):
-    """Negative GIoU between normalised cxcywh boxes (converted to xyxy, then mmdet's ``IoUCost``).
+    """Negative GIoU between normalised cxcywh boxes (converted to xyxy, then
+    mmdet's ``IoUCost``).
 
-    mmdet's ``bbox_overlaps`` uses ``max(union, 1e-6)`` where the official ``generalized_box_iou`` adds
-    1e-6; the relative difference is ``1e-6 / union`` (below 1e-4 for boxes wider than 1% of the input).
+    mmdet's ``bbox_overlaps`` uses ``max(union, 1e-6)`` where the official
+    ``generalized_box_iou`` adds 1e-6; the relative difference is ``1e-6 /
+    union`` (below 1e-4 for boxes wider than 1% of the input).
 
     Args:
         weight (float): Cost weight. Defaults to 1.
@@ -96,28 +107,33 @@ class NormalizedGIoUCost(IoUCost):
         """Compute the cost.
 
         Args:
-            pred_instances (InstanceData): ``bboxes (num_preds, 4)`` normalised cxcywh.
-            gt_instances (InstanceData): ``bboxes (num_gts, 4)`` normalised cxcywh, optional
-                ``has_box (num_gts,)``.
+            pred_instances (InstanceData): ``bboxes (num_preds, 4)`` normalised
+                cxcywh.
+            gt_instances (InstanceData): ``bboxes (num_gts, 4)`` normalised
+                cxcywh, optional ``has_box (num_gts,)``.
             img_meta (dict, optional): Unused.
 
         Returns:
             Tensor: ``(num_preds, num_gts)`` weighted cost.
         """
-        xyxy_preds = InstanceData(bboxes=bbox_cxcywh_to_xyxy(pred_instances.bboxes))
-        xyxy_gts = InstanceData(bboxes=bbox_cxcywh_to_xyxy(gt_instances.bboxes))
+        xyxy_preds = InstanceData(
+            bboxes=bbox_cxcywh_to_xyxy(pred_instances.bboxes))
+        xyxy_gts = InstanceData(
+            bboxes=bbox_cxcywh_to_xyxy(gt_instances.bboxes))
         cost = super().__call__(xyxy_preds, xyxy_gts, img_meta)
         return fill_boxless_columns(cost, gt_instances)
 
 
 @TASK_UTILS.register_module()
 class FastCrossEntropyLossCost(CrossEntropyLossCost):
-    """mmdet's sigmoid BCE point cost, evaluated with one softplus and one matmul.
+    """mmdet's sigmoid BCE point cost, evaluated with one softplus and one
+    matmul.
 
-    With ``BCE(x, 1) = softplus(-x)`` and ``BCE(x, 0) = x + softplus(-x)``, the mean over points of
-    ``BCE(x, 1) * t + BCE(x, 0) * (1 - t)`` is ``(sum_k softplus(-x_k) + x @ (1 - t)) / K``. mmdet's
-    version builds both BCE maps and two matmuls; this one is about 4x faster for ``(300, 12544)``
-    point logits on CPU and equal up to float rounding.
+    With ``BCE(x, 1) = softplus(-x)`` and ``BCE(x, 0) = x + softplus(-x)``, the
+    mean over points of ``BCE(x, 1) * t + BCE(x, 0) * (1 - t)`` is ``(sum_k
+    softplus(-x_k) + x @ (1 - t)) / K``. mmdet's version builds both BCE maps
+    and two matmuls; this one is about 4x faster for ``(300, 12544)`` point
+    logits on CPU and equal up to float rounding.
 
     Args:
         weight (float): Cost weight. Defaults to 1.
@@ -126,7 +142,8 @@ class FastCrossEntropyLossCost(CrossEntropyLossCost):
     def __init__(self, weight: Union[float, int] = 1.) -> None:
         super().__init__(use_sigmoid=True, weight=weight)
 
-    def _binary_cross_entropy(self, cls_pred: Tensor, gt_labels: Tensor) -> Tensor:
+    def _binary_cross_entropy(self, cls_pred: Tensor,
+                              gt_labels: Tensor) -> Tensor:
         """Mean BCE over points for every (prediction, GT) pair.
 
         Args:

@@ -44,8 +44,9 @@ def fill_derived(cfg: Mapping, source: str, **values: Any) -> ConfigDict:
     """
     for key, value in values.items():
         if key in cfg and cfg[key] != value:
+            name = cfg.get('type', 'the config')
             raise ValueError(
-                f'{cfg.get("type", "the config")} sets {key}={cfg[key]!r}, but '
-                f'{source} gives {key}={value!r}: remove {key} from the '
-                f'config, it is filled in from {source}')
+                f'{name} sets {key}={cfg[key]!r}, but {source} gives '
+                f'{key}={value!r}: remove {key} from the config, it is '
+                f'filled in from {source}')
     return ConfigDict(cfg, **values)

@@ -7,8 +7,8 @@ metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'ring'))
 model = dict(
     backbone=dict(init_cfg=None, base_channels=16),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),
-    bbox_head=dict(num_classes=5, in_channels=32, feat_channels=32,
-                   stacked_convs=1))
+    bbox_head=dict(
+        num_classes=5, in_channels=32, feat_channels=32, stacked_convs=1))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),

@@ -16,8 +16,8 @@ register_all_modules()
 
 def _sample(h: int, w: int, with_masks: bool, with_sem_seg: bool):
     sample = DetDataSample(metainfo=dict(img_shape=(h, w)))
-    gt = InstanceData(labels=torch.tensor([0]),
-                      bboxes=torch.tensor([[0., 0., 4., 4.]]))
+    gt = InstanceData(
+        labels=torch.tensor([0]), bboxes=torch.tensor([[0., 0., 4., 4.]]))
     if with_masks:
         gt.masks = BitmapMasks(np.ones((1, h, w), np.uint8), h, w)
     sample.gt_instances = gt
@@ -32,13 +32,19 @@ def _batch():
         _sample(40, 50, with_masks=False, with_sem_seg=False),
         _sample(60, 30, with_masks=True, with_sem_seg=True)
     ]
-    inputs = [torch.zeros(3, 40, 50, dtype=torch.uint8),
-              torch.zeros(3, 60, 30, dtype=torch.uint8)]
+    inputs = [
+        torch.zeros(3, 40, 50, dtype=torch.uint8),
+        torch.zeros(3, 60, 30, dtype=torch.uint8)
+    ]
     return dict(inputs=inputs, data_samples=samples)
 
 
-CFG = dict(pad_size_divisor=32, pad_mask=True, mask_pad_value=0,
-           pad_seg=True, seg_pad_value=255)
+CFG = dict(
+    pad_size_divisor=32,
+    pad_mask=True,
+    mask_pad_value=0,
+    pad_seg=True,
+    seg_pad_value=255)
 
 
 def test_mixed_batch_is_padded_per_sample():

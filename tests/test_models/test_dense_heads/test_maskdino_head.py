@@ -5,11 +5,10 @@ import pytest
 import torch
 
 from tests.test_models.utils import (IGNORE_INDEX, IMG_SIZE, all_finite,
-                                     batch_for, build_tiny_model,
-                                     empty_sample, expected_loss_keys,
-                                     instance_batch, make_data_sample,
-                                     model_classes, one_thread,
-                                     render_images)
+                                     batch_for, build_tiny_model, empty_sample,
+                                     expected_loss_keys, instance_batch,
+                                     make_data_sample, model_classes,
+                                     one_thread, render_images)
 
 _ = one_thread  # autouse module fixture: one CPU thread
 LOSS_NAMES = ('loss_cls', 'loss_mask', 'loss_dice', 'loss_bbox', 'loss_iou')
@@ -50,16 +49,21 @@ def test_targets_are_normalised_to_the_padded_input(instance_model):
     data preprocessor (``pad_mask``), which sets ``batch_input_shape``."""
     mask = _rect_mask((48, 56), 8, 4, 24, 20)
     sample = make_data_sample(np.array([3]), mask, img_shape=(48, 56))
-    with pytest.raises(ValueError, match=r'GT masks .* \(48, 56\), the padded '
-                       r'batch input is \(64, 64\).*pad_mask=True'):
+    with pytest.raises(
+            ValueError,
+            match=r'GT masks .* \(48, 56\), the padded '
+            r'batch input is \(64, 64\).*pad_mask=True'):
         sample.set_metainfo(dict(batch_input_shape=(64, 64)))
         instance_model.panoptic_head.get_targets([sample], torch.device('cpu'))
     data = instance_model.data_preprocessor(
-        dict(inputs=[torch.zeros(3, 48, 56, dtype=torch.uint8)],
-             data_samples=[sample]), training=True)
+        dict(
+            inputs=[torch.zeros(3, 48, 56, dtype=torch.uint8)],
+            data_samples=[sample]),
+        training=True)
     (sample, ) = data['data_samples']
     assert sample.batch_input_shape == (64, 64)
-    target = instance_model.panoptic_head.get_targets([sample], torch.device('cpu'))[0]
+    target = instance_model.panoptic_head.get_targets([sample],
+                                                      torch.device('cpu'))[0]
     assert target.labels.tolist() == [3]
     torch.testing.assert_close(target.bboxes,
                                torch.tensor([[0.25, 0.1875, 0.25, 0.25]]))
@@ -77,7 +81,8 @@ def test_box_only_targets_have_no_masks(instance_model):
         np.array([1, 2]),
         None,
         boxes=np.array([[0, 0, 32, 16], [16, 16, 48, 64]], dtype=np.float32))
-    target = instance_model.panoptic_head.get_targets([sample], torch.device('cpu'))[0]
+    target = instance_model.panoptic_head.get_targets([sample],
+                                                      torch.device('cpu'))[0]
     assert 'masks' not in target
     torch.testing.assert_close(
         target.bboxes,
@@ -95,7 +100,8 @@ def test_stuff_targets_from_sem_seg(panoptic_model):
     sem[:2] = IGNORE_INDEX
     sem[thing[0] > 0] = 0
     sample = make_data_sample(np.array([0]), thing, sem_seg=sem)
-    target = panoptic_model.panoptic_head.get_targets([sample], torch.device('cpu'))[0]
+    target = panoptic_model.panoptic_head.get_targets([sample],
+                                                      torch.device('cpu'))[0]
     assert target.labels.tolist() == [0, sky, water]
     assert target.masks.shape == (3, IMG_SIZE, IMG_SIZE)
     assert target.masks.sum((1, 2)).tolist() == [100, 30 * 64, 32 * 64 - 100]
@@ -147,8 +153,10 @@ def test_loss_box_only_batch():
     prediction set while the box and class terms are positive."""
     model = build_tiny_model('det').train()
     samples = [
-        make_data_sample(s.gt_instances.labels.numpy(), None,
-                         boxes=s.gt_instances.bboxes.tensor.numpy())
+        make_data_sample(
+            s.gt_instances.labels.numpy(),
+            None,
+            boxes=s.gt_instances.bboxes.tensor.numpy())
         for s in instance_batch(5, num_objects=(2, 3))
     ]
     losses = head_loss(model, samples)
@@ -234,10 +242,9 @@ def test_targets_follow_the_requested_device(instance_model, monkeypatch):
                         lambda *args: None)
     sample = empty_sample()
     gt = sample.gt_instances
-    sample.gt_instances = type(gt)(labels=gt.labels.to('meta'),
-                                   masks=gt.masks)
-    (target, ) = instance_model.panoptic_head.get_targets(
-        [sample], torch.device('meta'))
+    sample.gt_instances = type(gt)(labels=gt.labels.to('meta'), masks=gt.masks)
+    (target, ) = instance_model.panoptic_head.get_targets([sample],
+                                                          torch.device('meta'))
     assert target.labels.device.type == 'meta'
     assert target.bboxes.device.type == 'meta'
     assert target.masks.device.type == 'meta'

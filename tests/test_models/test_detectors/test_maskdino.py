@@ -9,9 +9,9 @@ from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.structures import DetDataSample
 
 from tests.conftest import REPO_ROOT
-from tests.test_models.utils import (TINY_QUERIES, batch_for,
-                                     build_tiny_model, model_classes,
-                                     one_thread, render_images, total_loss)
+from tests.test_models.utils import (TINY_QUERIES, batch_for, build_tiny_model,
+                                     model_classes, one_thread, render_images,
+                                     total_loss)
 
 _ = one_thread  # autouse module fixture: one CPU thread
 PAD = (64, 64)
@@ -232,10 +232,7 @@ def test_every_trainable_parameter_gets_a_gradient():
     inputs = render_images(samples)
     losses = backward_once(model, inputs, samples)
     assert losses['dn_loss_cls'].item() > 0  # denoising active
-    params = {
-        n: p
-        for n, p in model.named_parameters() if p.requires_grad
-    }
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert any(n.startswith('backbone.') for n in params)
     assert all(p.grad is not None for p in params.values())
     assert all(bool(torch.isfinite(p.grad).all()) for p in params.values())

@@ -17,8 +17,8 @@ from mmdet.utils import register_all_modules
 from mmengine.runner import load_checkpoint
 
 from tests.conftest import load_parity_fixture
-from tests.official_keys import (model_cfg, official_state_dict,
-                                 resnet_shapes, spec_from_fixture)
+from tests.official_keys import (model_cfg, official_state_dict, resnet_shapes,
+                                 spec_from_fixture)
 from tests.parity_utils import (TOL, assert_instances_match,
                                 assert_panoptic_match, assert_semantic_match,
                                 fixture_metas, resized_mask_logits)
@@ -78,8 +78,10 @@ def test_whole_model_parity(variant, tmp_path):
 
     feats = [fx['inputs'][n] for n in ('res2', 'res3', 'res4', 'res5')]
     metas = fixture_metas(fx)
-    samples = [DetDataSample(metainfo=dict(m, pad_shape=m['batch_input_shape']))
-               for m in metas]
+    samples = [
+        DetDataSample(metainfo=dict(m, pad_shape=m['batch_input_shape']))
+        for m in metas
+    ]
     errors = {}
     with torch.no_grad():
         mask_features, multi_scale = head.pixel_decoder(feats)
@@ -90,8 +92,8 @@ def test_whole_model_parity(variant, tmp_path):
     samples = model.add_pred_to_datasample(samples, results)
 
     _compare(errors, 'mask_features', mask_features, ref['mask_features'])
-    for i, (out, exp) in enumerate(zip(multi_scale,
-                                       ref['multi_scale_features'])):
+    for i, (out,
+            exp) in enumerate(zip(multi_scale, ref['multi_scale_features'])):
         _compare(errors, f'multi_scale_features.{i}', out, exp)
     aux = outputs['aux_outputs']
     _compare(errors, 'aux_pred_logits',
@@ -104,8 +106,10 @@ def test_whole_model_parity(variant, tmp_path):
                       ('pred_boxes', mask_box)):
         assert torch.equal(out, outputs[name])
         _compare(errors, name, out, ref[name])
-    print(f'{variant} max abs errors:',
-          {k: f'{v:.2e}' for k, v in errors.items()})
+    print(f'{variant} max abs errors:', {
+        k: f'{v:.2e}'
+        for k, v in errors.items()
+    })
     assert max(errors.values()) <= 1e-4
 
     test_cfg = _test_cfg(fx)

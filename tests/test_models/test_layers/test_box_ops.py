@@ -87,8 +87,8 @@ def test_masks_to_refpoint_logits():
     torch.testing.assert_close(
         bit[0, 1], torch.full((4, ), -LOGIT_BOUND), rtol=0, atol=1e-4)
     # single pixel at the bottom-right corner: mask2box has zero size
-    torch.testing.assert_close(m2b[0, 2, 2:], torch.full((2, ), -LOGIT_BOUND),
-                               rtol=0, atol=1e-4)
+    torch.testing.assert_close(
+        m2b[0, 2, 2:], torch.full((2, ), -LOGIT_BOUND), rtol=0, atol=1e-4)
     assert abs(LOGIT_BOUND - 11.5129) < 1e-4
 
 
@@ -107,7 +107,8 @@ def test_encoder_output_proposals():
     # level 0, token (i=1, j=2): centre (2.5/3, 1.5/2), size 0.05
     p = torch.tensor([2.5 / 3, 1.5 / 2, 0.05, 0.05])
     torch.testing.assert_close(proposals[0, 5], torch.log(p / (1 - p)))
-    # level 1 (H = 50): size 0.1, first and last rows invalid (0.5 / 50 == 0.01)
+    # level 1 (H = 50): size 0.1, first and last rows invalid (0.5 / 50 ==
+    # 0.01)
     lvl1 = proposals[:, 6:].view(2, 50, 4, 4)
     invalid = torch.isinf(lvl1).all(-1)
     assert invalid[:, 0].all() and invalid[:, -1].all()

@@ -23,8 +23,12 @@ def make_gt(num: int, seed: int = 0) -> InstanceData:
 
 def build(dn_num: int = 10, noise_scale: float = 0.4) -> MaskDINODenoising:
     return MODELS.build(
-        dict(type='MaskDINODenoising', num_classes=NUM_CLASSES, embed_dims=EMBED_DIMS,
-             dn_num=dn_num, noise_scale=noise_scale))
+        dict(
+            type='MaskDINODenoising',
+            num_classes=NUM_CLASSES,
+            embed_dims=EMBED_DIMS,
+            dn_num=dn_num,
+            noise_scale=noise_scale))
 
 
 def test_layout_shapes_and_unused_slots():
@@ -43,7 +47,8 @@ def test_layout_shapes_and_unused_slots():
             assert torch.count_nonzero(out['query'][1, slot]) == 0
             assert torch.count_nonzero(out['ref_logits'][1, slot]) == 0
         assert torch.count_nonzero(out['query'][1, g * 3]) == EMBED_DIMS
-        assert torch.count_nonzero(out['query'][0, g * 3:g * 3 + 3].abs().sum(-1)) == 3
+        assert torch.count_nonzero(out['query'][0, g * 3:g * 3 +
+                                                3].abs().sum(-1)) == 3
 
 
 def test_attention_mask_entries():
@@ -101,11 +106,14 @@ def test_label_flip_rate_and_box_noise_bounds():
 def test_box_clamp_and_logit_eps():
     torch.manual_seed(1)
     dn = build(dn_num=1000)
-    gt = InstanceData(labels=torch.tensor([0]), bboxes=torch.tensor([[0.99, 0.01, 0.9, 0.9]]))
+    gt = InstanceData(
+        labels=torch.tensor([0]),
+        bboxes=torch.tensor([[0.99, 0.01, 0.9, 0.9]]))
     logits = dn([gt], num_queries=2)['ref_logits'][0]
     limit = math.log((1 - 1e-5) / 1e-5)
     assert logits.abs().max().item() <= limit + 1e-4
-    # centre x + up to 0.18 clamps at 1 in about half of the groups, centre y - ... at 0
+    # centre x + up to 0.18 clamps at 1 in about half of the groups, centre y -
+    # ... at 0
     assert (logits[:, 0] > limit - 1e-3).float().mean() > 0.3
     assert (logits[:, 1] < -limit + 1e-3).float().mean() > 0.3
 
@@ -129,5 +137,6 @@ def test_no_noise_keeps_gt():
     dn = build(dn_num=6, noise_scale=0.0)
     gt = make_gt(3)
     out = dn([gt], num_queries=2)
-    torch.testing.assert_close(out['ref_logits'][0, 3:6].sigmoid(), gt.bboxes, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        out['ref_logits'][0, 3:6].sigmoid(), gt.bboxes, atol=1e-5, rtol=0)
     torch.testing.assert_close(out['query'][0, :3], dn.label_enc(gt.labels))

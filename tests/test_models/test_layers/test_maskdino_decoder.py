@@ -6,7 +6,8 @@ import torch
 from mmengine.structures import InstanceData
 from torch import nn
 
-import mmmaskdino.models.layers.denoising  # noqa: F401 (registers MaskDINODenoising)
+# registers MaskDINODenoising
+import mmmaskdino.models.layers.denoising  # noqa: F401
 from mmmaskdino.models.layers.box_ops import masks_to_refpoint_logits
 from mmmaskdino.models.layers.maskdino_decoder import MaskDINODecoder
 from mmmaskdino.utils.checkpoint_conversion import convert_head_state_dict
@@ -70,6 +71,7 @@ def test_parity_with_official_outputs(variant):
     mask_features = ref['mask_features']
     errors = {}
     captured = {}
+
     # test-only values are read with forward hooks: the first call of the
     # class head scores the encoder tokens; the decoder stack returns its
     # hidden states and references
@@ -129,13 +131,15 @@ def test_parity_with_official_outputs(variant):
     _check(errors, 'aux_pred_logits',
            torch.stack([a['pred_logits'] for a in aux]),
            ref['aux_pred_logits'])
-    _check(errors, 'aux_pred_boxes', torch.stack([a['pred_boxes'] for a in aux]),
-           ref['aux_pred_boxes'])
+    _check(errors, 'aux_pred_boxes',
+           torch.stack([a['pred_boxes'] for a in aux]), ref['aux_pred_boxes'])
     assert all(a['pred_masks'] is None for a in aux)
     for key in ('pred_logits', 'pred_boxes', 'pred_masks'):
         _check(errors, key, outputs[key], ref[key])
-    print(f'{variant} max abs errors:',
-          {k: f'{v:.2e}' for k, v in errors.items()})
+    print(f'{variant} max abs errors:', {
+        k: f'{v:.2e}'
+        for k, v in errors.items()
+    })
 
 
 @pytest.mark.parametrize('variant', ['panoptic', 'semantic'])
@@ -203,7 +207,8 @@ def _tiny_inputs(seed: int = 1):
 
 
 def _denoising_queries(decoder: MaskDINODecoder) -> dict:
-    """DN queries of the real generator: 2 GT and 1 GT, dn_num 4 -> 2 groups of 2 slots."""
+    """DN queries of the real generator: 2 GT and 1 GT, dn_num 4 -> 2 groups of
+    2 slots."""
     gen = torch.Generator().manual_seed(2)
     gts = []
     for num_gt in (2, 1):
@@ -218,7 +223,8 @@ def _denoising_queries(decoder: MaskDINODecoder) -> dict:
 
 
 def _randomise(module: nn.Module) -> None:
-    """Break the zero/constant initial values so that every gradient path is non-trivial."""
+    """Break the zero/constant initial values so that every gradient path is
+    non-trivial."""
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for p in module.parameters():
@@ -335,13 +341,13 @@ def test_training_forward_with_dn(two_stage):
     if two_stage:
         _check_set(outputs['interm_outputs'], NUM_QUERIES)
         # DN aux-0 boxes are the noised anchors themselves
-        torch.testing.assert_close(
-            dn_outputs['aux_outputs'][0]['pred_boxes'],
-            dn['ref_logits'].sigmoid())
+        torch.testing.assert_close(dn_outputs['aux_outputs'][0]['pred_boxes'],
+                                   dn['ref_logits'].sigmoid())
     else:
         assert outputs['interm_outputs'] is None
 
-    # matching queries cannot see the DN slots: same matching outputs without DN
+    # matching queries cannot see the DN slots: same matching outputs without
+    # DN
     with torch.no_grad():
         plain, _ = decoder(feats, mask_features)
     for key in ('pred_logits', 'pred_boxes', 'pred_masks'):

@@ -26,8 +26,11 @@ def build_loss(**kwargs) -> MaskDINOLoss:
     return MODELS.build(cfg)
 
 
-def make_gt(labels: List[int], seed: int, with_masks: bool = True) -> InstanceData:
-    """Axis-aligned block objects on the 4-px grid, so their 1/4 masks are exact."""
+def make_gt(labels: List[int],
+            seed: int,
+            with_masks: bool = True) -> InstanceData:
+    """Axis-aligned block objects on the 4-px grid, so their 1/4 masks are
+    exact."""
     g = torch.Generator().manual_seed(seed)
     n = len(labels)
     x0 = torch.randint(0, 8, (n, ), generator=g) * 4
@@ -38,8 +41,9 @@ def make_gt(labels: List[int], seed: int, with_masks: bool = True) -> InstanceDa
     for i in range(n):
         masks[i, y0[i]:y0[i] + h[i], x0[i]:x0[i] + w[i]] = 1
     boxes = torch.stack([x0 + w / 2, y0 + h / 2, w, h], dim=1).float() / SIZE
-    gt = InstanceData(labels=torch.tensor(labels, dtype=torch.long).view(-1),
-                      bboxes=boxes.view(-1, 4))
+    gt = InstanceData(
+        labels=torch.tensor(labels, dtype=torch.long).view(-1),
+        bboxes=boxes.view(-1, 4))
     if with_masks:
         gt.masks = masks
     return gt
@@ -49,12 +53,17 @@ def random_set(bs: int, n: int, seed: int, k: int = C) -> dict:
     g = torch.Generator().manual_seed(seed)
     return dict(
         pred_logits=torch.randn(bs, n, k, generator=g).requires_grad_(),
-        pred_boxes=(0.2 + 0.6 * torch.rand(bs, n, 4, generator=g)).requires_grad_(),
+        pred_boxes=(0.2 +
+                    0.6 * torch.rand(bs, n, 4, generator=g)).requires_grad_(),
         pred_masks=torch.randn(bs, n, H4, H4, generator=g).requires_grad_())
 
 
-def perfect_set(gts: List[InstanceData], n: int, slots: List[torch.Tensor], k: int = C) -> dict:
-    """Predictions equal to GT t at query ``slots[b][j]`` for every j with ``t = j % #GT``."""
+def perfect_set(gts: List[InstanceData],
+                n: int,
+                slots: List[torch.Tensor],
+                k: int = C) -> dict:
+    """Predictions equal to GT t at query ``slots[b][j]`` for every j with ``t
+    = j % #GT``."""
     bs = len(gts)
     logits = torch.full((bs, n, k), -10.0)
     boxes = torch.full((bs, n, 4), 0.5)
@@ -66,8 +75,10 @@ def perfect_set(gts: List[InstanceData], n: int, slots: List[torch.Tensor], k: i
             logits[b, q, gt.labels[t]] = 10.0
             boxes[b, q] = gt.bboxes[t]
             masks[b, q] = F.max_pool2d(gt.masks[t][None], 4)[0] * 20 - 10
-    return dict(pred_logits=logits.requires_grad_(), pred_boxes=boxes.requires_grad_(),
-                pred_masks=masks.requires_grad_())
+    return dict(
+        pred_logits=logits.requires_grad_(),
+        pred_boxes=boxes.requires_grad_(),
+        pred_masks=masks.requires_grad_())
 
 
 def make_outputs(make_set, two_stage: bool = True) -> dict:
@@ -82,14 +93,19 @@ def dn_aux_indices(two_stage: bool = True) -> List[int]:
     return list(range(0 if two_stage else 1, L))
 
 
-def make_dn(gts: List[InstanceData], make_set, two_stage: bool = True) -> tuple:
+def make_dn(gts: List[InstanceData],
+            make_set,
+            two_stage: bool = True) -> tuple:
     single_pad = max(len(gt) for gt in gts)
     groups = 12 // single_pad
     dn_outputs = make_set(100, single_pad * groups)
     dn_outputs['aux_indices'] = dn_aux_indices(two_stage)
-    dn_outputs['aux_outputs'] = [make_set(101 + i, single_pad * groups)
-                                 for i in dn_outputs['aux_indices']]
-    return dn_outputs, dict(pad_size=single_pad * groups, num_groups=groups, single_pad=single_pad)
+    dn_outputs['aux_outputs'] = [
+        make_set(101 + i, single_pad * groups)
+        for i in dn_outputs['aux_indices']
+    ]
+    return dn_outputs, dict(
+        pad_size=single_pad * groups, num_groups=groups, single_pad=single_pad)
 
 
 def total(losses: dict) -> torch.Tensor:
@@ -97,9 +113,12 @@ def total(losses: dict) -> torch.Tensor:
 
 
 def expected_keys(two_stage: bool, dn_active: bool = True) -> set:
-    prefixes = [''] + [f'd{i}.' for i in range(L)] + (['enc_'] if two_stage else [])
+    prefixes = [''] + [f'd{i}.'
+                       for i in range(L)] + (['enc_'] if two_stage else [])
     if dn_active:
-        prefixes += ['dn_'] + [f'd{i}.dn_' for i in range(0 if two_stage else 1, L)]
+        prefixes += ['dn_'] + [
+            f'd{i}.dn_' for i in range(0 if two_stage else 1, L)
+        ]
     return {p + k for p in prefixes for k in LOSS_NAMES}
 
 
@@ -109,31 +128,40 @@ def test_keys_and_dn_skip(two_stage: bool):
     gts = [make_gt([0, 2, 3], 0), make_gt([1], 1)]
     loss = build_loss()
     outputs = make_outputs(lambda s: random_set(2, Q, s), two_stage)
-    dn_outputs, dn_meta = make_dn(gts, lambda s, n: random_set(2, n, s), two_stage)
+    dn_outputs, dn_meta = make_dn(gts, lambda s, n: random_set(2, n, s),
+                                  two_stage)
     losses = loss(outputs, dn_outputs, dn_meta, gts)
     assert set(losses) == expected_keys(two_stage)
-    assert len(losses) == (5 * (1 + L + 1) + 5 * (1 + L) if two_stage else 5 * (1 + L) + 5 * L)
+    assert len(losses) == (5 * (1 + L + 1) + 5 * (1 + L) if two_stage else 5 *
+                           (1 + L) + 5 * L)
     assert all(torch.isfinite(v) and v.item() > 0 for v in losses.values())
 
     # DN skipped for the batch: the decoder still states the supervised sets
-    skipped = loss(outputs, dict(aux_indices=dn_aux_indices(two_stage)), None, gts)
+    skipped = loss(outputs, dict(aux_indices=dn_aux_indices(two_stage)), None,
+                   gts)
     assert set(skipped) == expected_keys(two_stage)
-    for key in expected_keys(two_stage) - expected_keys(two_stage, dn_active=False):
+    for key in expected_keys(two_stage) - expected_keys(
+            two_stage, dn_active=False):
         assert skipped[key].item() == 0 and skipped[key].requires_grad
     # no denoising at all (decoder without denoising, or eval)
-    assert set(loss(outputs, None, None, gts)) == expected_keys(two_stage, dn_active=False)
+    assert set(loss(outputs, None, None, gts)) == expected_keys(
+        two_stage, dn_active=False)
 
 
 def test_default_config_is_official():
     loss = MODELS.build(dict(type='MaskDINOLoss', num_classes=80))
-    weights = [m.loss_weight for m in (loss.loss_cls, loss.loss_mask, loss.loss_dice,
-                                       loss.loss_bbox, loss.loss_iou)]
+    weights = [
+        m.loss_weight for m in (loss.loss_cls, loss.loss_mask, loss.loss_dice,
+                                loss.loss_bbox, loss.loss_iou)
+    ]
     assert weights == [4.0, 5.0, 5.0, 5.0, 2.0]
-    assert [c.weight for c in loss.assigner.match_costs] == [4.0, 5.0, 2.0, 5.0, 5.0]
+    assert [c.weight
+            for c in loss.assigner.match_costs] == [4.0, 5.0, 2.0, 5.0, 5.0]
     assert loss.assigner.match_costs[0].eps == 1e-8
-    assert loss.assigner.match_costs[4].eps == 1.0 and loss.assigner.match_costs[4].pred_act
-    assert (loss.num_points, loss.oversample_ratio, loss.importance_sample_ratio) == \
-        (12544, 3.0, 0.75)
+    assert loss.assigner.match_costs[
+        4].eps == 1.0 and loss.assigner.match_costs[4].pred_act
+    assert loss.num_points == 12544
+    assert (loss.oversample_ratio, loss.importance_sample_ratio) == (3.0, 0.75)
     assert loss.loss_dice.eps == 1.0 and loss.loss_dice.naive_dice
 
 
@@ -142,7 +170,8 @@ def test_empty_gt_everywhere():
     gts = [make_gt([], 0), make_gt([], 1)]
     outputs = make_outputs(lambda s: random_set(2, Q, s))
     # no GT: the batch skips denoising
-    losses = build_loss()(outputs, dict(aux_indices=dn_aux_indices()), None, gts)
+    losses = build_loss()(outputs, dict(aux_indices=dn_aux_indices()), None,
+                          gts)
     assert set(losses) == expected_keys(True)
     for key, value in losses.items():
         assert torch.isfinite(value) and value.requires_grad
@@ -153,9 +182,10 @@ def test_empty_gt_everywhere():
     # focal loss summed over all queries and classes, normaliser clamped to 1
     logits = outputs['pred_logits']
     p = logits.sigmoid()
-    focal = 0.75 * p**2 * F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits),
-                                                              reduction='none')
-    torch.testing.assert_close(losses['loss_cls'], 4.0 * focal.sum(), rtol=1e-5, atol=1e-5)
+    focal = 0.75 * p**2 * F.binary_cross_entropy_with_logits(
+        logits, torch.zeros_like(logits), reduction='none')
+    torch.testing.assert_close(
+        losses['loss_cls'], 4.0 * focal.sum(), rtol=1e-5, atol=1e-5)
     total(losses).backward()
     assert outputs['pred_logits'].grad.abs().sum() > 0
 
@@ -173,7 +203,8 @@ def test_box_only_images_skip_mask_terms():
             assert value.item() > 0
     assert losses['loss_bbox'].item() > 0
 
-    # zero mask logits: BCE = log 2 at every point whatever the target, so loss_mask = 5 log 2 iff
+    # zero mask logits: BCE = log 2 at every point whatever the target, so
+    # loss_mask = 5 log 2 iff
     # the normaliser counts only the GT with masks (3 of 5)
     gts = [make_gt([0, 1, 2], 1), make_gt([3, 3], 2, with_masks=False)]
 
@@ -186,7 +217,8 @@ def test_box_only_images_skip_mask_terms():
     dn_outputs, dn_meta = make_dn(gts, zero_mask_set)
     losses = build_loss()(outputs, dn_outputs, dn_meta, gts)
     for prefix in ('', 'd0.', 'enc_', 'dn_', 'd1.dn_'):
-        assert losses[prefix + 'loss_mask'].item() == pytest.approx(5 * math.log(2), rel=1e-5)
+        assert losses[prefix + 'loss_mask'].item() == pytest.approx(
+            5 * math.log(2), rel=1e-5)
     total(losses).backward()
     for preds in [outputs, dn_outputs] + outputs['aux_outputs']:
         grad = preds['pred_masks'].grad
@@ -200,17 +232,22 @@ def test_perfect_predictions_beat_random_and_match():
     slots = [torch.tensor([4, 0, 2]), torch.tensor([5, 1])]
     loss = build_loss()
     outputs = make_outputs(lambda s: perfect_set(gts, Q, slots))
-    for i, preds in enumerate([outputs] + outputs['aux_outputs'] + [outputs['interm_outputs']]):
+    for i, preds in enumerate([outputs] + outputs['aux_outputs'] +
+                              [outputs['interm_outputs']]):
         batch_idx, pred_idx, gt_idx = loss._match(preds, gts, f'set {i}')
         assert batch_idx.tolist() == [0, 0, 0, 1, 1]
         for b in range(2):
             in_image = batch_idx == b
             assert torch.equal(slots[b][gt_idx[in_image]], pred_idx[in_image])
-    dn_slots = [torch.arange(12).view(4, 3)[:, :len(gt)].flatten() for gt in gts]
-    dn_outputs, dn_meta = make_dn(gts, lambda s, n: perfect_set(gts, n, dn_slots))
+    dn_slots = [
+        torch.arange(12).view(4, 3)[:, :len(gt)].flatten() for gt in gts
+    ]
+    dn_outputs, dn_meta = make_dn(gts,
+                                  lambda s, n: perfect_set(gts, n, dn_slots))
     assert dn_meta == dict(pad_size=12, num_groups=4, single_pad=3)
     perfect = loss(outputs, dn_outputs, dn_meta, gts)
-    for key in ('loss_bbox', 'loss_iou', 'dn_loss_bbox', 'd1.dn_loss_iou', 'enc_loss_bbox'):
+    for key in ('loss_bbox', 'loss_iou', 'dn_loss_bbox', 'd1.dn_loss_iou',
+                'enc_loss_bbox'):
         assert perfect[key].item() < 1e-5
     for key in ('loss_cls', 'dn_loss_cls', 'd0.loss_cls'):
         assert perfect[key].item() < 1e-3
@@ -229,21 +266,27 @@ def test_gradient_reaches_all_predictions():
     outputs = make_outputs(lambda s: random_set(2, Q, s))
     dn_outputs, dn_meta = make_dn(gts, lambda s, n: random_set(2, n, s))
     total(build_loss()(outputs, dn_outputs, dn_meta, gts)).backward()
-    sets = [outputs, outputs['interm_outputs'], dn_outputs] + outputs['aux_outputs'] + \
-        dn_outputs['aux_outputs']
+    sets = [outputs, outputs['interm_outputs'], dn_outputs]
+    sets += outputs['aux_outputs'] + dn_outputs['aux_outputs']
     for preds in sets:
         for key in ('pred_logits', 'pred_boxes', 'pred_masks'):
-            assert preds[key].grad is not None and preds[key].grad.abs().sum() > 0, key
+            assert preds[key].grad is not None and preds[key].grad.abs().sum(
+            ) > 0, key
 
 
 def test_cross_entropy_variant():
     torch.manual_seed(0)
     class_weight = [1.0] * C + [0.1]
-    loss = build_loss(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False,
-                                    class_weight=class_weight, loss_weight=4.0))
+    loss = build_loss(
+        loss_cls=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            class_weight=class_weight,
+            loss_weight=4.0))
     gts = [make_gt([0, 2, 3], 7), make_gt([1], 8)]
     slots = [torch.tensor([1, 3, 5]), torch.tensor([0])]
-    outputs = make_outputs(lambda s: perfect_set(gts, Q, slots, k=C + 1), two_stage=False)
+    outputs = make_outputs(
+        lambda s: perfect_set(gts, Q, slots, k=C + 1), two_stage=False)
     g = torch.Generator().manual_seed(9)
     with torch.no_grad():
         outputs['pred_logits'] += torch.randn(2, Q, C + 1, generator=g)
@@ -252,16 +295,21 @@ def test_cross_entropy_variant():
     targets = torch.full((2, Q), C)
     for b in range(2):
         targets[b, slots[b]] = gts[b].labels
-    expected = 4.0 * F.cross_entropy(outputs['pred_logits'].flatten(0, 1), targets.flatten(),
-                                     weight=torch.tensor(class_weight))
-    torch.testing.assert_close(losses['loss_cls'], expected, rtol=1e-5, atol=1e-6)
+    expected = 4.0 * F.cross_entropy(
+        outputs['pred_logits'].flatten(0, 1),
+        targets.flatten(),
+        weight=torch.tensor(class_weight))
+    torch.testing.assert_close(
+        losses['loss_cls'], expected, rtol=1e-5, atol=1e-6)
 
     empty = [make_gt([], 0), make_gt([], 1)]
-    outputs = make_outputs(lambda s: random_set(2, Q, s, k=C + 1), two_stage=False)
+    outputs = make_outputs(
+        lambda s: random_set(2, Q, s, k=C + 1), two_stage=False)
     losses = loss(outputs, None, None, empty)
     expected = 4.0 * F.cross_entropy(outputs['pred_logits'].flatten(0, 1),
                                      torch.full((2 * Q, ), C))
-    torch.testing.assert_close(losses['loss_cls'], expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        losses['loss_cls'], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_decoupled_stuff_boxes():
@@ -291,12 +339,14 @@ def test_non_finite_prediction_raises():
     outputs = make_outputs(lambda s: random_set(1, Q, s))
     with torch.no_grad():
         outputs['aux_outputs'][1]['pred_boxes'][0, 3, 1] = float('nan')
-    with pytest.raises(ValueError, match='pred_boxes of aux output 1 contains NaN/inf'):
+    with pytest.raises(
+            ValueError, match='pred_boxes of aux output 1 contains NaN/inf'):
         build_loss()(outputs, None, None, gts)
     outputs = make_outputs(lambda s: random_set(1, Q, s))
     with torch.no_grad():
         outputs['interm_outputs']['pred_masks'][0, 0, 0, 0] = float('inf')
-    with pytest.raises(ValueError, match='pred_masks of interm output contains NaN/inf'):
+    with pytest.raises(
+            ValueError, match='pred_masks of interm output contains NaN/inf'):
         build_loss()(outputs, None, None, gts)
 
 
@@ -306,7 +356,8 @@ def test_point_sample_by_index_equals_gather():
     index = torch.tensor([2, 0, 2, 3, 2, 0])
     coords = torch.rand(6, 30, 2, generator=g)
     expected = point_sample(masks[index][:, None], coords).squeeze(1)
-    torch.testing.assert_close(point_sample_by_index(masks, index, coords), expected)
+    torch.testing.assert_close(
+        point_sample_by_index(masks, index, coords), expected)
 
 
 def test_dn_assignment_layout():

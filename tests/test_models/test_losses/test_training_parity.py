@@ -53,8 +53,9 @@ def hash_rand(*size, **kwargs) -> torch.Tensor:
     row = torch.from_numpy(((h >> np.uint64(8)).astype(np.float64) /
                             2.0**24).astype(np.float32)).reshape(tail)
     out = row.expand(size[0], *tail).contiguous() if len(size) >= 2 else row
-    return out.to(device=kwargs.get('device'),
-                  dtype=kwargs.get('dtype') or torch.float32)
+    return out.to(
+        device=kwargs.get('device'),
+        dtype=kwargs.get('dtype') or torch.float32)
 
 
 def test_hash_rand_reproduces_the_recipe_vectors():
@@ -62,9 +63,8 @@ def test_hash_rand_reproduces_the_recipe_vectors():
     for vector in fx['rand_recipe']['test_vectors']:
         row = hash_rand(*vector['size'])
         row = row[0] if len(vector['size']) >= 2 else row
-        torch.testing.assert_close(row.flatten()[:6],
-                                   vector['first_values'].float(), rtol=0,
-                                   atol=0)
+        torch.testing.assert_close(
+            row.flatten()[:6], vector['first_values'].float(), rtol=0, atol=0)
         assert row.double().sum().item() == pytest.approx(
             vector['row_sum_float64'], abs=1e-9)
 
@@ -73,8 +73,11 @@ def samples_of(case: dict, size) -> list:
     """Data samples with the case's GT (stuff segments as ordinary GT)."""
     samples = []
     for target in case['targets']:
-        meta = dict(img_shape=size, pad_shape=size, batch_input_shape=size,
-                    ori_shape=size)
+        meta = dict(
+            img_shape=size,
+            pad_shape=size,
+            batch_input_shape=size,
+            ori_shape=size)
         masks = target['masks'].numpy().astype(np.uint8)
         sample = DetDataSample(metainfo=meta)
         sample.gt_instances = InstanceData(
@@ -115,8 +118,11 @@ def run_case(fx: dict, case_name: str, tmp_path, monkeypatch):
         return result
 
     def recording_forward(outputs, dn_outputs, dn_meta, gts):
-        record.update(outputs=outputs, dn_outputs=dn_outputs, dn_meta=dn_meta,
-                      targets=gts)
+        record.update(
+            outputs=outputs,
+            dn_outputs=dn_outputs,
+            dn_meta=dn_meta,
+            targets=gts)
         return forward(outputs, dn_outputs, dn_meta, gts)
 
     monkeypatch.setattr(criterion, '_match', recording_match)
@@ -139,8 +145,8 @@ def test_loss_terms_matching_and_dn_layout(variant, case_name, tmp_path,
     # targets: labels and the official normalised boxes
     for ours, target in zip(record['targets'], case['targets']):
         assert torch.equal(ours.labels, target['labels'])
-        torch.testing.assert_close(ours.bboxes, target['boxes'], rtol=0,
-                                   atol=1e-7)
+        torch.testing.assert_close(
+            ours.bboxes, target['boxes'], rtol=0, atol=1e-7)
 
     # every term, and no other
     expected = {fx['loss_name_map'][k]: v for k, v in case['losses'].items()}
@@ -167,8 +173,9 @@ def test_loss_terms_matching_and_dn_layout(variant, case_name, tmp_path,
         assert record['dn_meta'] is None
     else:
         meta = record['dn_meta']
-        assert (meta['num_groups'], meta['pad_size'], meta['single_pad']) == (
-            dn['num_groups'], dn['pad_size'], dn['single_pad'])
+        assert (meta['num_groups'], meta['pad_size'],
+                meta['single_pad']) == (dn['num_groups'], dn['pad_size'],
+                                        dn['single_pad'])
         batch_idx, pred_idx, gt_idx = criterion_dn_assignment(record)
         for b, pairs in enumerate(dn['assignment']):
             mine = batch_idx == b
@@ -181,12 +188,16 @@ def test_loss_terms_matching_and_dn_layout(variant, case_name, tmp_path,
                       (record['outputs']['pred_boxes'], 'pred_boxes')):
         official = outputs[key]
         torch.testing.assert_close(
-            ours, official, rtol=0,
+            ours,
+            official,
+            rtol=0,
             atol=1e-4 + 1e-4 * official.abs().max().item())
     if dn is not None:
         official = case['dn_outputs']['pred_logits']
         torch.testing.assert_close(
-            record['dn_outputs']['pred_logits'], official, rtol=0,
+            record['dn_outputs']['pred_logits'],
+            official,
+            rtol=0,
             atol=1e-4 + 1e-4 * official.abs().max().item())
 
 

@@ -17,7 +17,8 @@ def build_from_fixture(fx: dict) -> MaskDINOEncoder:
     """Build the encoder from a fixture's flat official config."""
     cfg = fx['config']
     names = cfg['MODEL.SEM_SEG_HEAD.IN_FEATURES']
-    trans = cfg['MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES']
+    trans = cfg[
+        'MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES']
     shapes = fx['input_shapes']
     return MODELS.build(
         dict(
@@ -31,13 +32,13 @@ def build_from_fixture(fx: dict) -> MaskDINOEncoder:
                 'MODEL.SEM_SEG_HEAD.TOTAL_NUM_FEATURE_LEVELS'],
             feature_order=cfg['MODEL.SEM_SEG_HEAD.FEATURE_ORDER'],
             common_stride=cfg['MODEL.SEM_SEG_HEAD.COMMON_STRIDE'],
-            num_encoder_layers=cfg['MODEL.SEM_SEG_HEAD.TRANSFORMER_ENC_LAYERS'],
+            num_encoder_layers=cfg[
+                'MODEL.SEM_SEG_HEAD.TRANSFORMER_ENC_LAYERS'],
             ffn_channels=cfg['MODEL.SEM_SEG_HEAD.DIM_FEEDFORWARD'],
             num_heads=fx['constants']['encoder_n_heads'],
             num_points=fx['constants']['encoder_n_points'],
             norm_cfg=dict(
-                type='GN',
-                num_groups=fx['constants']['group_norm_groups'])))
+                type='GN', num_groups=fx['constants']['group_norm_groups'])))
 
 
 def pixel_decoder_state_dict(fx: dict) -> dict:
@@ -117,8 +118,8 @@ def test_five_levels_odd_sizes(feature_order, expected_hw):
     assert encoder.encoder.layers[0].self_attn.num_levels == 5
     mask_features, multi_scale = encoder(backbone_feats(2, 100, 76))
     assert mask_features.shape == (2, 24, 25, 19)
-    assert [tuple(m.shape) for m in multi_scale
-            ] == [(2, 32, h, w) for h, w in expected_hw]
+    assert [tuple(m.shape) for m in multi_scale] == [(2, 32, h, w)
+                                                     for h, w in expected_hw]
 
 
 def test_two_fpn_levels():
@@ -182,8 +183,7 @@ def test_init_weights_matches_official_scheme():
         assert torch.all(attn.attention_weights.weight == 0)
         assert torch.all(attn.attention_weights.bias == 0)
         # direction grid: head 0 points along +x, point k scaled by k + 1
-        grid = attn.sampling_offsets.bias.view(attn.num_heads,
-                                               attn.num_levels,
+        grid = attn.sampling_offsets.bias.view(attn.num_heads, attn.num_levels,
                                                attn.num_points, 2)
         torch.testing.assert_close(grid[0, :, :, 0],
                                    torch.tensor([1., 2.]).expand(4, 2))

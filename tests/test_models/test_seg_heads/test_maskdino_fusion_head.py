@@ -8,8 +8,7 @@ import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.registry import MODELS
 
-from mmmaskdino.models.seg_heads.maskdino_fusion_head import \
-    MaskDINOFusionHead
+from mmmaskdino.models.seg_heads.maskdino_fusion_head import MaskDINOFusionHead
 from tests.conftest import load_parity_fixture
 from tests.parity_utils import (assert_instances_match, assert_panoptic_match,
                                 assert_semantic_match, fixture_metas,
@@ -47,8 +46,7 @@ def _predict(variant: str):
     fx = load_parity_fixture(variant)
     out = fx['outputs']
     with torch.no_grad():
-        results = _head(variant).predict(out['pred_logits'],
-                                         out['pred_masks'],
+        results = _head(variant).predict(out['pred_logits'], out['pred_masks'],
                                          out['pred_boxes'], fixture_metas(fx))
     return fx, results
 
@@ -104,8 +102,10 @@ def test_panoptic_encoding_decodes_to_official_segments():
 
         assert (pan[(official == 0) & certain] == num_classes).all()
         # decode as CocoPanopticMetric does: one segment per unique value
-        codes = [c for c in pan.unique().tolist()
-                 if c % INSTANCE_OFFSET != num_classes]
+        codes = [
+            c for c in pan.unique().tolist()
+            if c % INSTANCE_OFFSET != num_classes
+        ]
         assert len(codes) == len(expected['segments_info'])
         for seg in expected['segments_info']:
             values = pan[(official == seg['id']) & certain].unique().tolist()
@@ -148,7 +148,8 @@ def test_focus_on_box_uses_class_scores():
         test_cfg=dict(INSTANCE_CFG, focus_on_box=True, max_per_image=10))
     out = fx['outputs']
     result = head.predict(out['pred_logits'][:1], out['pred_masks'][:1],
-                          out['pred_boxes'][:1], fixture_metas(fx)[:1])[0]
+                          out['pred_boxes'][:1],
+                          fixture_metas(fx)[:1])[0]
     ins = result['ins_results']
     expected = out['pred_logits'][0].sigmoid().flatten().topk(10).values
     torch.testing.assert_close(ins.scores, expected, rtol=0, atol=0)
@@ -157,8 +158,7 @@ def test_focus_on_box_uses_class_scores():
 
 @pytest.mark.parametrize(
     'instance_on,panoptic_on,semantic_on,rescale',
-    [(*flags, rescale)
-     for flags in itertools.product([False, True], repeat=3)
+    [(*flags, rescale) for flags in itertools.product([False, True], repeat=3)
      for rescale in (True, False)])
 def test_task_keys_and_shapes(instance_on, panoptic_on, semantic_on, rescale):
     torch.manual_seed(0)
@@ -172,20 +172,26 @@ def test_task_keys_and_shapes(instance_on, panoptic_on, semantic_on, rescale):
             semantic_on=semantic_on,
             max_per_image=8))
     metas = [
-        dict(batch_input_shape=(64, 96), img_shape=(50, 96),
-             ori_shape=(25, 48)),
-        dict(batch_input_shape=(64, 96), img_shape=(64, 70),
-             ori_shape=(90, 98)),
+        dict(
+            batch_input_shape=(64, 96), img_shape=(50, 96),
+            ori_shape=(25, 48)),
+        dict(
+            batch_input_shape=(64, 96), img_shape=(64, 70),
+            ori_shape=(90, 98)),
     ]
     results = head.predict(
         torch.randn(bs, num_queries, things + stuff) * 3,
         torch.randn(bs, num_queries, 16, 24) * 3,
-        torch.rand(bs, num_queries, 4), metas, rescale=rescale)
+        torch.rand(bs, num_queries, 4),
+        metas,
+        rescale=rescale)
 
     expected_keys = {
         key
-        for key, on in [('ins_results', instance_on), (
-            'pan_results', panoptic_on), ('sem_results', semantic_on)] if on
+        for key, on in [('ins_results',
+                         instance_on), (
+                             'pan_results',
+                             panoptic_on), ('sem_results', semantic_on)] if on
     }
     assert len(results) == bs
     for meta, result in zip(metas, results):
@@ -212,7 +218,7 @@ def test_box_rescale_formula():
     out = MaskDINOFusionHead.rescale_boxes(boxes, (128, 160), (107, 160),
                                            (50, 75))
     scale_h = 128 / 107 * 50
-    expected = torch.tensor([[0.4 * 75, 0.2 * scale_h, 0.6 * 75,
-                              0.3 * scale_h]])
+    expected = torch.tensor(
+        [[0.4 * 75, 0.2 * scale_h, 0.6 * 75, 0.3 * scale_h]])
     torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-5)
     assert np.isclose(scale_h, 59.813, atol=1e-3)
