@@ -63,55 +63,26 @@ CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
                       'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
                       'motorcycle', 'bicycle')
 
-# Which class of each dataset a shape class stands for (None = ignore).
-COCO_NAMES = dict(
-    circle='sports ball',
-    square='tv',
-    triangle='kite',
-    star='frisbee',
-    ring='donut',
-    sky='sky-other-merged',
-    grass='grass-merged',
-    water='sea')
-ADE20K_NAMES = dict(
-    circle='ball',
-    square='box',
-    triangle='flag',
-    star='plant',
-    ring='plate',
-    sky='sky',
-    grass='grass',
-    water='water')
-CITYSCAPES_NAMES = dict(
-    circle='car',
-    square='truck',
-    triangle='traffic sign',
-    star='person',
-    ring='bicycle',
-    sky='sky',
-    grass='vegetation',
-    water='terrain')
+# Which class of COCO, ADE20K, Cityscapes, the custom panoptic template and
+# the custom semantic template each shape class stands for (None = ignore).
+_DATASET_NAMES = {
+    'circle': ('sports ball', 'ball', 'car', 'cat', 'building'),
+    'square': ('tv', 'box', 'truck', 'dog', 'building'),
+    'triangle': ('kite', 'flag', 'traffic sign', 'cat', 'building'),
+    'star': ('frisbee', 'plant', 'person', 'dog', 'building'),
+    'ring': ('donut', 'plate', 'bicycle', 'cat', 'building'),
+    'sky': ('sky-other-merged', 'sky', 'sky', 'sky', None),
+    'grass': ('grass-merged', 'grass', 'vegetation', 'grass', 'vegetation'),
+    'water': ('sea', 'water', 'terrain', 'grass', 'road'),
+}
+(COCO_NAMES, ADE20K_NAMES, CITYSCAPES_NAMES, CUSTOM_NAMES,
+ CUSTOM_SEMANTIC_NAMES) = ({
+     shape: names[i]
+     for shape, names in _DATASET_NAMES.items()
+ } for i in range(5))
 CUSTOM_THING_CLASSES = ('cat', 'dog')
 CUSTOM_STUFF_CLASSES = ('grass', 'sky')
 CUSTOM_SEMANTIC_CLASSES = ('road', 'building', 'vegetation')
-CUSTOM_NAMES = dict(
-    circle='cat',
-    square='dog',
-    triangle='cat',
-    star='dog',
-    ring='cat',
-    sky='sky',
-    grass='grass',
-    water='grass')
-CUSTOM_SEMANTIC_NAMES = dict(
-    circle='building',
-    square='building',
-    triangle='building',
-    star='building',
-    ring='building',
-    sky=None,
-    grass='vegetation',
-    water='road')
 IGNORE = 255
 
 

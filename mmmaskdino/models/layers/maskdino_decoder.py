@@ -12,6 +12,7 @@ from mmengine.model import BaseModule, constant_init
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from ..utils import deformable_attention_cfg, ffn_cfg
 from .box_ops import (MASK_BOX_TYPES, gen_encoder_output_proposals,
                       inverse_sigmoid, masks_to_refpoint_logits)
 from .maskdino_decoder_layer import MaskDINOTransformerDecoder
@@ -119,19 +120,9 @@ class MaskDINODecoder(BaseModule):
                 attn_drop=0.0,
                 proj_drop=0.0,
                 batch_first=True),
-            cross_attn_cfg=dict(
-                embed_dims=hidden_dim,
-                num_heads=num_heads,
-                num_levels=num_levels,
-                num_points=num_points,
-                dropout=0.0,
-                batch_first=True),
-            ffn_cfg=dict(
-                embed_dims=hidden_dim,
-                feedforward_channels=ffn_dim,
-                num_fcs=2,
-                ffn_drop=0.0,
-                act_cfg=dict(type='ReLU', inplace=True)))
+            cross_attn_cfg=deformable_attention_cfg(hidden_dim, num_heads,
+                                                    num_levels, num_points),
+            ffn_cfg=ffn_cfg(hidden_dim, ffn_dim))
 
     @property
     def decoder_norm(self) -> nn.LayerNorm:

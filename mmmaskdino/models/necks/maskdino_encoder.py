@@ -15,6 +15,8 @@ from mmengine.model import BaseModule, caffe2_xavier_init, xavier_init
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from ..utils import deformable_attention_cfg, ffn_cfg
+
 
 @MODELS.register_module()
 class MaskDINOEncoder(BaseModule):
@@ -103,19 +105,11 @@ class MaskDINOEncoder(BaseModule):
         self.encoder = DeformableDetrTransformerEncoder(
             num_layers=num_encoder_layers,
             layer_cfg=dict(
-                self_attn_cfg=dict(
-                    embed_dims=feat_channels,
-                    num_heads=num_heads,
-                    num_levels=num_feature_levels,
-                    num_points=num_points,
-                    dropout=0.0,
-                    batch_first=True),
-                ffn_cfg=dict(
-                    embed_dims=feat_channels,
-                    feedforward_channels=ffn_channels,
-                    num_fcs=2,
-                    ffn_drop=0.0,
-                    act_cfg=dict(type='ReLU', inplace=True)),
+                self_attn_cfg=deformable_attention_cfg(feat_channels,
+                                                       num_heads,
+                                                       num_feature_levels,
+                                                       num_points),
+                ffn_cfg=ffn_cfg(feat_channels, ffn_channels),
                 norm_cfg=dict(type='LN')))
         # N(0, 1) as the official init, so a model is usable even before
         # init_weights() (e.g. when weights are loaded afterwards)

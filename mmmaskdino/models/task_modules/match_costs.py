@@ -104,18 +104,8 @@ class NormalizedGIoUCost(IoUCost):
                  gt_instances: InstanceData,
                  img_meta: Optional[dict] = None,
                  **kwargs) -> Tensor:
-        """Compute the cost.
-
-        Args:
-            pred_instances (InstanceData): ``bboxes (num_preds, 4)`` normalised
-                cxcywh.
-            gt_instances (InstanceData): ``bboxes (num_gts, 4)`` normalised
-                cxcywh, optional ``has_box (num_gts,)``.
-            img_meta (dict, optional): Unused.
-
-        Returns:
-            Tensor: ``(num_preds, num_gts)`` weighted cost.
-        """
+        """The weighted ``(num_preds, num_gts)`` cost; arguments as
+        :meth:`NormalizedBBoxL1Cost.__call__`."""
         xyxy_preds = InstanceData(
             bboxes=bbox_cxcywh_to_xyxy(pred_instances.bboxes))
         xyxy_gts = InstanceData(
