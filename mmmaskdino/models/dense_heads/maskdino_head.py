@@ -38,9 +38,16 @@ class MaskDINOHead(BaseModule):
         predictor (dict): Config of :class:`MaskDINODecoder`.
         criterion (dict): Config of :class:`MaskDINOLoss`.
         train_cfg (dict, optional): Unused, kept for MaskFormer's interface.
-        test_cfg (dict, optional): Unused, kept for MaskFormer's interface.
+        test_cfg (dict, optional): The detector's ``test_cfg``; this head
+            reads ``output_set`` (see :attr:`TEST_CFG_DEFAULTS`).
         init_cfg (dict, optional): Initialisation config.
     """
+
+    # ``output_set``: which prediction set is the model's output: ``'interm'``
+    # (the query-selection set), an index into the decoder's prediction sets
+    # (0 = the initial prediction, then decoder layers 1 .. L; negative from
+    # the end), or -1, the last decoder layer, as officially.
+    TEST_CFG_DEFAULTS = dict(output_set=-1)
 
     def __init__(self,
                  num_things_classes: int,
@@ -78,7 +85,8 @@ class MaskDINOHead(BaseModule):
         x: Sequence[Tensor],
         batch_data_samples: Optional[SampleList] = None
     ) -> Tuple[Tensor, Tensor, Tensor]:
-        """Final predictions without post-processing.
+        """Predictions of the ``test_cfg.output_set`` prediction set (the last
+        decoder layer by default), without post-processing.
 
         Args:
             x (Sequence[Tensor]): Backbone maps (res2 .. res5).
@@ -90,10 +98,28 @@ class MaskDINOHead(BaseModule):
             and ``pred_boxes (bs, Q, 4)`` (normalised cxcywh, relative to the
             padded input).
         """
+        output_set = (self.test_cfg
+                      or {}).get('output_set',
+                                 self.TEST_CFG_DEFAULTS['output_set'])
         mask_features, multi_scale_features = self.pixel_decoder(x)
-        outputs, _ = self.predictor(multi_scale_features, mask_features)
-        return (outputs['pred_logits'], outputs['pred_masks'],
-                outputs['pred_boxes'])
+        outputs, _ = self.predictor(
+            multi_scale_features, mask_features, output_set=output_set)
+        num_sets = self.predictor.num_prediction_sets
+        if output_set != 'interm' and not -num_sets <= output_set < num_sets:
+            raise ValueError(
+                f'test_cfg.output_set={output_set!r}: the decoder has '
+                f"{num_sets} prediction sets; use 'interm' or an index in "
+                f'[{-num_sets}, {num_sets - 1}]')
+        if output_set == 'interm':
+            if outputs['interm_outputs'] is None:
+                raise ValueError(
+                    "test_cfg.output_set='interm' needs two-stage "
+                    'query selection (predictor.two_stage=True)')
+            chosen = outputs['interm_outputs']
+        else:
+            chosen = [*outputs['aux_outputs'], outputs][output_set]
+        return (chosen['pred_logits'], chosen['pred_masks'],
+                chosen['pred_boxes'])
 
     def predict(
             self, x: Sequence[Tensor],

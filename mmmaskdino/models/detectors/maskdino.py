@@ -10,6 +10,9 @@ from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmmaskdino.utils.checkpoint_conversion import prepare_state_dict
+from ..dense_heads.maskdino_head import MaskDINOHead
+from ..seg_heads.maskdino_fusion_head import \
+    TEST_CFG_DEFAULTS as FUSION_TEST_CFG_DEFAULTS
 from ..utils import fill_derived, uses_softmax_classes
 
 
@@ -32,6 +35,19 @@ def fusion_head_config(panoptic_head: ConfigType,
         num_things_classes=panoptic_head['num_things_classes'],
         num_stuff_classes=panoptic_head['num_stuff_classes'],
         semantic_ce=uses_softmax_classes(panoptic_head['criterion']))
+
+
+def check_test_cfg(test_cfg: OptConfigType) -> None:
+    """Fail on ``test_cfg`` keys that neither the head nor the fusion head
+    reads (a misspelt key would otherwise be ignored silently)."""
+    known = {
+        *FUSION_TEST_CFG_DEFAULTS, *MaskDINOHead.TEST_CFG_DEFAULTS,
+        'semantic_ce'
+    }
+    unknown = set(test_cfg or {}) - known
+    if unknown:
+        raise ValueError(f'unknown model.test_cfg keys {sorted(unknown)}; '
+                         f'known: {sorted(known)}')
 
 
 @MODELS.register_module()
@@ -61,6 +77,7 @@ class MaskDINO(MaskFormer):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
+        check_test_cfg(test_cfg)
         super().__init__(
             backbone=backbone,
             neck=neck,

@@ -1,7 +1,7 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
 """Mask DINO transformer decoder (official ``MaskDINODecoder``,
 ``maskdino/modeling/transformer_decoder/maskdino_decoder.py``)."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.ops import MultiScaleDeformableAttention
@@ -125,6 +125,12 @@ class MaskDINODecoder(BaseModule):
             ffn_cfg=ffn_cfg(hidden_dim, ffn_dim))
 
     @property
+    def num_prediction_sets(self) -> int:
+        """Prediction sets of the decoder: the initial prediction (if
+        ``initial_pred``) and one per decoder layer."""
+        return int(self.initial_pred) + self.num_layers
+
+    @property
     def decoder_norm(self) -> nn.LayerNorm:
         """The head ``LayerNorm``: the same module as ``decoder.norm``."""
         return self.decoder.norm
@@ -147,10 +153,12 @@ class MaskDINODecoder(BaseModule):
                 m.init_weights()
         constant_init(self.bbox_embed.layers[-1], val=0., bias=0.)
 
-    def forward(self,
-                multi_scale_features: Sequence[Tensor],
-                mask_features: Tensor,
-                dn: Optional[dict] = None) -> Tuple[dict, Optional[dict]]:
+    def forward(
+            self,
+            multi_scale_features: Sequence[Tensor],
+            mask_features: Tensor,
+            dn: Optional[dict] = None,
+            output_set: Union[str, int] = -1) -> Tuple[dict, Optional[dict]]:
         """Predict classes, boxes and masks for the queries.
 
         Args:
@@ -160,6 +168,13 @@ class MaskDINODecoder(BaseModule):
             dn (dict, optional): Denoising queries of :meth:`denoising_queries`
                 (training only): ``query (bs, P, D)``, ``ref_logits (bs, P,
                 4)``, ``attn_mask (P + Q, P + Q)``, ``dn_meta``.
+            output_set (str | int): In eval, the prediction set whose masks
+                are computed (the other sets have ``pred_masks`` None; in
+                training every set has masks): ``'interm'`` (the selected
+                encoder tokens) or an index into the prediction sets (the
+                initial prediction first if ``initial_pred``, then decoder
+                layers 1 .. L; negative from the end). Defaults to -1, the
+                last decoder layer.
 
         Returns:
             tuple[dict, dict | None]: ``outputs`` (final prediction set +
@@ -172,13 +187,20 @@ class MaskDINODecoder(BaseModule):
         # officially (MaskDINOTransformerDecoder.forward); query selection and
         # the prediction heads run under autocast.
         memory = self.build_memory(multi_scale_features)
-        selection = self.select_queries(memory['memory'],
-                                        memory['spatial_shapes'],
-                                        mask_features)
+        selection = self.select_queries(
+            memory['memory'],
+            memory['spatial_shapes'],
+            mask_features,
+            interm_masks=output_set == 'interm')
         query, refpoint_logits, attn_mask = self.add_denoising_queries(
             selection['query'], selection['refpoint_logits'], dn)
-        predictions = self.forward_decoder(query, refpoint_logits, memory,
-                                           mask_features, attn_mask)
+        predictions = self.forward_decoder(
+            query,
+            refpoint_logits,
+            memory,
+            mask_features,
+            attn_mask,
+            mask_set=None if output_set == 'interm' else output_set)
         return self.format_outputs(predictions, selection['interm_outputs'],
                                    dn)
 
@@ -210,14 +232,19 @@ class MaskDINODecoder(BaseModule):
             level_start_index=level_start_index,
             valid_ratios=valid_ratios)
 
-    def select_queries(self, memory: Tensor, spatial_shapes: Tensor,
-                       mask_features: Tensor) -> dict:
+    def select_queries(self,
+                       memory: Tensor,
+                       spatial_shapes: Tensor,
+                       mask_features: Tensor,
+                       interm_masks: bool = False) -> dict:
         """Initial content queries and anchor boxes of the matching part.
 
         Args:
             memory (Tensor): ``(bs, num_tokens, D)``.
             spatial_shapes (Tensor): ``(num_levels, 2)``.
             mask_features (Tensor): ``(bs, mask_dim, h4, w4)``.
+            interm_masks (bool): Predict the masks of the interm set in eval
+                too (training and mask-enhanced anchors always do).
 
         Returns:
             dict: ``query (bs, Q, D)``, ``refpoint_logits (bs, Q, 4)`` and
@@ -226,7 +253,7 @@ class MaskDINODecoder(BaseModule):
         """
         if self.two_stage:
             return self._select_encoder_queries(memory, spatial_shapes,
-                                                mask_features)
+                                                mask_features, interm_masks)
         bs = memory.shape[0]
         return dict(
             query=self.query_feat.weight[None].repeat(bs, 1, 1),
@@ -234,7 +261,8 @@ class MaskDINODecoder(BaseModule):
             interm_outputs=None)
 
     def _select_encoder_queries(self, memory: Tensor, spatial_shapes: Tensor,
-                                mask_features: Tensor) -> dict:
+                                mask_features: Tensor,
+                                interm_masks: bool) -> dict:
         """Two-stage selection: top-Q encoder tokens by max class logit
         (official ``MaskDINODecoder.forward``)."""
         if memory.shape[1] < self.num_queries:
@@ -256,7 +284,8 @@ class MaskDINODecoder(BaseModule):
             output_memory, 1,
             topk_indices[..., None].expand(-1, -1, self.hidden_dim))
 
-        with_masks = self.training or self.initialize_box_type != 'no'
+        with_masks = (
+            self.training or interm_masks or self.initialize_box_type != 'no')
         interm_logits, interm_masks = self.forward_heads(
             query_undetach, mask_features, pred_mask=with_masks)
         interm_outputs = self._prediction_set(interm_logits,
@@ -319,13 +348,17 @@ class MaskDINODecoder(BaseModule):
                              mask_features)
         return logits, masks
 
-    def forward_decoder(self, query: Tensor, refpoint_logits: Tensor,
-                        memory: dict, mask_features: Tensor,
-                        attn_mask: Optional[Tensor]) -> dict:
+    def forward_decoder(self,
+                        query: Tensor,
+                        refpoint_logits: Tensor,
+                        memory: dict,
+                        mask_features: Tensor,
+                        attn_mask: Optional[Tensor],
+                        mask_set: Optional[int] = -1) -> dict:
         """Initial prediction, decoder layers and per-layer heads.
 
-        In eval only the last layer predicts masks (the other masks are
-        discarded by inference).
+        In eval only the set ``mask_set`` predicts masks (inference uses
+        one set).
 
         Args:
             query (Tensor): ``(bs, nq, D)`` content queries.
@@ -334,16 +367,20 @@ class MaskDINODecoder(BaseModule):
             memory (dict): output of :meth:`build_memory`.
             mask_features (Tensor): ``(bs, mask_dim, h4, w4)``.
             attn_mask (Tensor, optional): ``(nq, nq)`` bool, True = blocked.
+            mask_set (int, optional): Index of the prediction set with masks
+                in eval (see :meth:`forward`); None for none of them.
 
         Returns:
             dict: lists ``class_logits``, ``masks`` (entries may be None),
             ``boxes`` with one entry per prediction set (initial first if
             ``initial_pred``).
         """
+        if mask_set is not None:
+            mask_set %= self.num_prediction_sets
         class_logits, masks = [], []
         if self.initial_pred:
             logits, mask = self.forward_heads(
-                query, mask_features, pred_mask=self.training)
+                query, mask_features, pred_mask=self.training or mask_set == 0)
             class_logits.append(logits)
             masks.append(mask)
         hidden_states, references = self.decoder(
@@ -355,11 +392,11 @@ class MaskDINODecoder(BaseModule):
             valid_ratios=memory['valid_ratios'],
             reg_branches=[self.bbox_embed] * self.num_layers,
             self_attn_mask=attn_mask)
-        for i, hidden_state in enumerate(hidden_states):
+        for i, hidden_state in enumerate(hidden_states, len(class_logits)):
             logits, mask = self.forward_heads(
                 hidden_state,
                 mask_features,
-                pred_mask=self.training or i == self.num_layers - 1)
+                pred_mask=self.training or i == mask_set)
             class_logits.append(logits)
             masks.append(mask)
         return dict(
@@ -423,8 +460,8 @@ class MaskDINODecoder(BaseModule):
         Returns:
             list[int]: Indices into ``aux_outputs``.
         """
-        num_sets = int(self.initial_pred) + self.num_layers
-        return list(range(0 if self.two_stage else 1, num_sets - 1))
+        return list(
+            range(0 if self.two_stage else 1, self.num_prediction_sets - 1))
 
     def denoising_queries(
             self, batch_gt_instances: List[InstanceData]) -> Optional[dict]:

@@ -8,6 +8,7 @@ from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.structures.mask import mask2bbox
 from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData, PixelData
@@ -24,6 +25,7 @@ TEST_CFG_DEFAULTS = dict(
     pano_temperature=0.06,
     pano_transform_eval=True,
     focus_on_box=False,
+    box_from_mask=False,
     sem_seg_postprocess_before_inference=False)
 
 
@@ -55,7 +57,9 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
     ``test_cfg`` keys (defaults in ``TEST_CFG_DEFAULTS``): ``panoptic_on``,
     ``instance_on``, ``semantic_on``, ``object_mask_thr``, ``iou_thr``,
     ``max_per_image``, ``pano_temperature``, ``pano_transform_eval``,
-    ``focus_on_box`` (instance scores without mask rescoring) and
+    ``focus_on_box`` (instance scores without mask rescoring),
+    ``box_from_mask`` (instance boxes around the binary masks instead of the
+    predicted boxes, for analysis: the official code has no such option) and
     ``sem_seg_postprocess_before_inference``. Mask logits are cropped and
     resized before inference when that key, ``instance_on`` or
     ``panoptic_on`` is set; otherwise the semantic map is computed at the
@@ -72,7 +76,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             (without a detector) reads ``test_cfg.semantic_ce`` instead
             (default False); within a detector that key may only repeat the
             class loss's value, else it is an error.
-        test_cfg (dict, optional): See above; unknown keys are an error.
+        test_cfg (dict, optional): See above.
     """
 
     def __init__(self,
@@ -99,11 +103,6 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
                 f'test_cfg.semantic_ce={cfg_semantic_ce} contradicts the '
                 f'class loss (semantic_ce={semantic_ce}): remove it from '
                 'test_cfg, it follows from criterion.loss_cls.use_sigmoid')
-        unknown = set(self.test_cfg) - set(TEST_CFG_DEFAULTS)
-        if unknown:
-            raise ValueError(
-                f'unknown test_cfg keys {sorted(unknown)} of '
-                f'MaskDINOFusionHead; known: {sorted(TEST_CFG_DEFAULTS)}')
         self.semantic_ce = semantic_ce
 
     def _cfg(self, key: str):
@@ -337,7 +336,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             scores = scores * mask_quality[rows]
 
         results = InstanceData()
-        results.bboxes = mask_box[query_indices]
+        results.bboxes = mask2bbox(binary[rows].bool()) if self._cfg(
+            'box_from_mask') else mask_box[query_indices]
         results.labels = labels
         results.scores = scores
         results.masks = binary[rows].bool()
