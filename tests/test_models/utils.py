@@ -271,6 +271,13 @@ def batch_for(model: nn.Module, seed: int = 0, **kwargs) -> list:
     return instance_batch(num_things, seed=seed, **kwargs)
 
 
+def head_loss(model, samples, seed: int = 0) -> dict:
+    """``panoptic_head.loss`` on the backbone features of rendered images."""
+    torch.manual_seed(seed)
+    feats = model.extract_feat(render_images(samples))
+    return model.panoptic_head.loss(feats, samples)
+
+
 def all_finite(losses: dict) -> bool:
     """Whether every loss value is a finite tensor."""
     return all(bool(torch.isfinite(v).all()) for v in losses.values())

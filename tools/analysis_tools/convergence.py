@@ -33,15 +33,15 @@ Writes ``WORK_DIR/convergence.json`` (AP per model and evaluation point),
 import argparse
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Callable, Dict
 
 from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from mmmaskdino.utils.study_utils import (REPO_ROOT, collect_metrics,
+                                          train_in_subprocess)
+
 MASKDINO_CONFIG = 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py'
 MASK2FORMER_CONFIG = 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py'
 DINO_CONFIG = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
@@ -198,46 +198,6 @@ def study_config(name: str, iters: int, evals: int) -> Config:
     return cfg
 
 
-def train(name: str, cfg: Config, work_dir: Path) -> None:
-    """Run ``tools/train.py`` on the dumped config in a fresh process."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    path = work_dir / 'config.py'
-    cfg.dump(str(path))
-    subprocess.run([
-        sys.executable,
-        str(REPO_ROOT / 'tools/train.py'),
-        str(path), '--work-dir',
-        str(work_dir)
-    ],
-                   cwd=REPO_ROOT,
-                   check=True)
-
-
-def collect(work_dir: Path) -> Dict[int, Dict[str, float]]:
-    """AP per evaluated iteration from the newest run's ``scalars.json``.
-
-    MMEngine logs the metrics of an iteration-based run with ``step`` 0;
-    the k-th evaluation is after ``k * val_interval`` iterations (or the
-    last one), read from the run's ``config.py``.
-    """
-    runs = sorted(work_dir.glob('*/vis_data/scalars.json'))
-    if not runs:
-        return {}
-    train_cfg = Config.fromfile(str(work_dir / 'config.py')).train_cfg
-    points: Dict[int, Dict[str, float]] = {}
-    with open(runs[-1]) as f:
-        for line in f:
-            record = json.loads(line)
-            if METRICS[1] in record:
-                step = min((len(points) + 1) * train_cfg.val_interval,
-                           train_cfg.max_iters)
-                points[step] = {
-                    key: record[key]
-                    for key in METRICS if key in record
-                }
-    return points
-
-
 def markdown_table(results: Dict[str, Dict[int, Dict[str, float]]]) -> str:
     """Segm / bbox AP per model (rows) and iteration (columns)."""
     steps = sorted({s for points in results.values() for s in points})
@@ -287,9 +247,12 @@ def main() -> None:
     names = args.only or list(BUILDERS)
     if not args.skip_train:
         for name in names:
-            train(name, study_config(name, args.iters, args.evals),
-                  root / name)
-    results = {name: collect(root / name) for name in BUILDERS}
+            train_in_subprocess(
+                study_config(name, args.iters, args.evals), root / name)
+    results = {
+        name: collect_metrics(root / name, METRICS)
+        for name in BUILDERS
+    }
     results = {name: points for name, points in results.items() if points}
     root.mkdir(parents=True, exist_ok=True)
     with open(root / 'convergence.json', 'w') as f:

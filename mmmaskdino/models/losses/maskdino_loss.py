@@ -32,6 +32,7 @@ from ..utils import uses_softmax_classes
 # long; gt_idx is per image.
 Assignment = Tuple[Tensor, Tensor, Tensor]
 LOSS_NAMES = ('loss_cls', 'loss_mask', 'loss_dice', 'loss_bbox', 'loss_iou')
+BOX_LOSS_NAMES = ('loss_cls', 'loss_bbox', 'loss_iou')
 
 DEFAULT_ASSIGNER = dict(
     type='HungarianAssigner',
@@ -123,6 +124,10 @@ class MaskDINOLoss(BaseModule):
             num_things_classes``) out of the box costs and the box losses
             (official ``panoptic_on`` / ``PANO_BOX_LOSS``; the normaliser still
             counts them). Defaults to False (official HEAD behaviour).
+        dn_mask_losses (bool): Supervise the masks of the denoising queries
+            too (official ``DN: seg``, mask denoising); False gives box-only
+            denoising (official ``DN: standard``: class and box terms only).
+            Defaults to True.
         no_object_weight (float): Weight of the "no object" class of a
             softmax ``loss_cls`` given without ``class_weight`` (which then
             becomes ``[1] * C + [no_object_weight]``). Defaults to 0.1.
@@ -156,6 +161,7 @@ class MaskDINOLoss(BaseModule):
                  importance_sample_ratio: float = 0.75,
                  num_things_classes: Optional[int] = None,
                  decouple_stuff_boxes: bool = False,
+                 dn_mask_losses: bool = True,
                  no_object_weight: float = 0.1,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -179,6 +185,7 @@ class MaskDINOLoss(BaseModule):
         self.importance_sample_ratio = importance_sample_ratio
         self.num_things_classes = num_things_classes
         self.decouple_stuff_boxes = decouple_stuff_boxes
+        self.dn_mask_losses = dn_mask_losses
 
     def forward(self, outputs: dict, dn_outputs: Optional[dict],
                 dn_meta: Optional[dict],
@@ -239,7 +246,8 @@ class MaskDINOLoss(BaseModule):
         prefixes = ['dn_'] + [f'd{i}.dn_' for i in dn_outputs['aux_indices']]
         if dn_meta is None:
             zero = outputs['pred_logits'].sum() * 0.0
-            return {p + k: zero for p in prefixes for k in LOSS_NAMES}
+            names = LOSS_NAMES if self.dn_mask_losses else BOX_LOSS_NAMES
+            return {p + k: zero for p in prefixes for k in names}
         assignment = self._dn_assignment(batch_gt_instances, dn_meta)
         groups = dn_meta['num_groups']
         losses = {}
@@ -247,7 +255,8 @@ class MaskDINOLoss(BaseModule):
                                  [dn_outputs] + dn_outputs['aux_outputs']):
             set_losses = self._loss_single(preds, batch_gt_instances,
                                            assignment, num_gts * groups,
-                                           num_gt_masks * groups)
+                                           num_gt_masks * groups,
+                                           self.dn_mask_losses)
             losses.update({prefix + k: v for k, v in set_losses.items()})
         return losses
 
@@ -340,9 +349,13 @@ class MaskDINOLoss(BaseModule):
                                           b), pred_idx, gt_idx.repeat(groups)))
         return tuple(torch.cat(p) for p in zip(*pairs))
 
-    def _loss_single(self, preds: dict, batch_gt_instances: List[InstanceData],
-                     assignment: Assignment, num_gts: float,
-                     num_gt_masks: float) -> Dict[str, Tensor]:
+    def _loss_single(self,
+                     preds: dict,
+                     batch_gt_instances: List[InstanceData],
+                     assignment: Assignment,
+                     num_gts: float,
+                     num_gt_masks: float,
+                     with_masks: bool = True) -> Dict[str, Tensor]:
         """All five weighted losses of one prediction set.
 
         Args:
@@ -351,9 +364,11 @@ class MaskDINOLoss(BaseModule):
             assignment (Assignment): Assigned pairs.
             num_gts (float): Normaliser of the class and box losses.
             num_gt_masks (float): Normaliser of the mask losses.
+            with_masks (bool): Compute the mask terms.
 
         Returns:
-            dict[str, Tensor]: Losses keyed by ``LOSS_NAMES``.
+            dict[str, Tensor]: Losses keyed by ``LOSS_NAMES`` (without the
+            mask terms unless ``with_masks``).
         """
         batch_idx, pred_idx, gt_idx = assignment
         offsets = torch.tensor(
@@ -371,9 +386,10 @@ class MaskDINOLoss(BaseModule):
         losses.update(
             self._loss_boxes(preds['pred_boxes'][batch_idx, pred_idx],
                              gt_boxes, gt_labels, num_gts))
-        losses.update(
-            self._loss_masks(preds['pred_masks'], batch_gt_instances,
-                             assignment, num_gt_masks))
+        if with_masks:
+            losses.update(
+                self._loss_masks(preds['pred_masks'], batch_gt_instances,
+                                 assignment, num_gt_masks))
         return losses
 
     def _loss_cls(self, logits: Tensor, batch_idx: Tensor, pred_idx: Tensor,

@@ -6,9 +6,9 @@ import torch
 
 from tests.test_models.utils import (IGNORE_INDEX, IMG_SIZE, all_finite,
                                      batch_for, build_tiny_model, empty_sample,
-                                     expected_loss_keys, instance_batch,
-                                     make_data_sample, model_classes,
-                                     one_thread, render_images)
+                                     expected_loss_keys, head_loss,
+                                     instance_batch, make_data_sample,
+                                     model_classes, one_thread, render_images)
 
 _ = one_thread  # autouse module fixture: one CPU thread
 LOSS_NAMES = ('loss_cls', 'loss_mask', 'loss_dice', 'loss_bbox', 'loss_iou')
@@ -25,13 +25,6 @@ def instance_model():
 def panoptic_model():
     """Tiny panoptic model (5 things, 3 stuff) in train mode."""
     return build_tiny_model('panoptic').train()
-
-
-def head_loss(model, samples, seed: int = 0) -> dict:
-    """``panoptic_head.loss`` on the backbone features of rendered images."""
-    torch.manual_seed(seed)
-    feats = model.extract_feat(render_images(samples))
-    return model.panoptic_head.loss(feats, samples)
 
 
 def _rect_mask(shape, x0, y0, x1, y1) -> np.ndarray:
