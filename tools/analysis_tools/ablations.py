@@ -145,8 +145,10 @@ def variant_config(name: str,
 
 
 def summarise(results: Dict[str, List[dict]]) -> List[dict]:
-    """Mean and spread (max - min) of each metric per variant, and whether
-    the variant moves AP the way the paper reports."""
+    """Mean and spread (max - min) of each metric per variant, whether the
+    variant moves AP the way the paper reports, and whether the change of
+    the mean exceeds the seed noise (half the spread of the variant plus
+    half that of the shipped config)."""
     rows = []
     shipped = results.get('shipped')
     for name, runs in results.items():
@@ -157,8 +159,11 @@ def summarise(results: Dict[str, List[dict]]) -> List[dict]:
                         max(values) - min(values)) if values else None
         sign, key = VARIANTS[name][1:]
         if sign and shipped and row.get(key) is not None:
-            base = statistics.mean(r[key] for r in shipped)
-            row['paper_direction'] = (row[key][0] - base) * sign > 0
+            values = [r[key] for r in shipped]
+            change = row[key][0] - statistics.mean(values)
+            noise = (row[key][1] + max(values) - min(values)) / 2
+            row['paper_direction'] = change * sign > 0
+            row['beyond_noise'] = abs(change) > noise
         rows.append(row)
     return rows
 
@@ -166,8 +171,8 @@ def summarise(results: Dict[str, List[dict]]) -> List[dict]:
 def markdown_table(rows: List[dict]) -> str:
     """The table of :func:`summarise`."""
     lines = [
-        '| variant | seeds | segm AP | bbox AP | paper\'s direction |',
-        '| --- | --- | --- | --- | --- |'
+        '| variant | seeds | segm AP | bbox AP | paper\'s direction '
+        '| change beyond seed noise |', '| --- | --- | --- | --- | --- | --- |'
     ]
     for row in rows:
         cells = []
@@ -180,10 +185,11 @@ def markdown_table(rows: List[dict]) -> str:
             arrow = 'down' if sign < 0 else 'up'
             verdict = (f'{"yes" if row["paper_direction"] else "no"} '
                        f'({key.split("/")[1][:4]} AP should go {arrow})')
+            noise = 'yes' if row['beyond_noise'] else 'no'
         else:
-            verdict = '–'
+            verdict = noise = '–'
         lines.append(f'| {row["variant"]} | {row["seeds"]} | ' +
-                     ' | '.join(cells) + f' | {verdict} |')
+                     ' | '.join(cells) + f' | {verdict} | {noise} |')
     return '\n'.join(lines)
 
 
@@ -219,13 +225,16 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         runs = []
         for seed in args.seeds:
             work_dir = root / slug(name) / f'seed{seed}'
-            seconds = None
+            timing = work_dir / 'seconds.json'
             if not args.skip_train:
                 seconds = train_in_subprocess(
                     variant_config(name, args.iters, seed, args.data_root),
                     work_dir)
+                timing.write_text(json.dumps(seconds))
             points = collect_metrics(work_dir, METRICS)
             if points:
+                seconds = json.loads(
+                    timing.read_text()) if timing.exists() else None
                 runs.append(
                     dict(seed=seed, seconds=seconds, **points[max(points)]))
         if runs:

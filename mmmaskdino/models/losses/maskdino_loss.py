@@ -168,6 +168,9 @@ class MaskDINOLoss(BaseModule):
         assert not decouple_stuff_boxes or num_things_classes is not None, \
             'decouple_stuff_boxes needs num_things_classes'
         self.num_classes = num_classes
+        self.num_things_classes = num_things_classes
+        self.decouple_stuff_boxes = decouple_stuff_boxes
+        self.dn_mask_losses = dn_mask_losses
         self.assigner = TASK_UTILS.build(assigner)
         if uses_softmax_classes(dict(
                 loss_cls=loss_cls)) and loss_cls.get('class_weight') is None:
@@ -183,9 +186,6 @@ class MaskDINOLoss(BaseModule):
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
-        self.num_things_classes = num_things_classes
-        self.decouple_stuff_boxes = decouple_stuff_boxes
-        self.dn_mask_losses = dn_mask_losses
 
     def forward(self, outputs: dict, dn_outputs: Optional[dict],
                 dn_meta: Optional[dict],
