@@ -51,9 +51,10 @@ def test_output_set_selects_the_prediction_set(shapes_root, output_set):
     assert sum(with_masks) == (0 if output_set == 'interm' else 1)
 
 
-def test_output_set_out_of_range_is_an_error(shapes_root):
+@pytest.mark.parametrize('output_set', [3, -4, 'last'])
+def test_bad_output_set_is_an_error(shapes_root, output_set):
     cfg = shapes_config(NAME, shapes_root)
-    cfg.model.test_cfg.output_set = 3
+    cfg.model.test_cfg.output_set = output_set
     model = MODELS.build(cfg.model).eval()
     with pytest.raises(ValueError, match='3 prediction sets'):
         model.panoptic_head(_features(model))

@@ -14,7 +14,9 @@ anchors, which that config leaves off, added). Every variant trains for the
 same ``--iters`` iterations (the shipped schedule shortened, as in
 ``convergence.py``) with each seed and is evaluated once on the val split.
 
-Writes ``WORK_DIR/ablations.json`` (AP per variant and seed),
+``--only`` trains the named variants; the report covers every variant with
+results in ``WORK_DIR``. Writes ``WORK_DIR/ablations.json`` (AP per variant and
+seed),
 ``WORK_DIR/ablations.md`` (mean and spread of segm and bbox AP, and whether
 the change moves AP the way the paper reports) and ``WORK_DIR/ablations.png``.
 """
@@ -159,11 +161,17 @@ def summarise(results: Dict[str, List[dict]]) -> List[dict]:
                         max(values) - min(values)) if values else None
         sign, key = VARIANTS[name][1:]
         if sign and shipped and row.get(key) is not None:
-            values = [r[key] for r in shipped]
-            change = row[key][0] - statistics.mean(values)
-            noise = (row[key][1] + max(values) - min(values)) / 2
-            row['paper_direction'] = change * sign > 0
-            row['beyond_noise'] = abs(change) > noise
+            base = statistics.mean(r[key] for r in shipped)
+            row['paper_direction'] = (row[key][0] - base) * sign > 0
+        if name != 'shipped' and shipped:
+            row['beyond_noise'] = {}
+            for metric in METRICS:
+                values = [r[metric] for r in shipped]
+                if row.get(metric) is None or None in values:
+                    continue
+                change = row[metric][0] - statistics.mean(values)
+                noise = (row[metric][1] + max(values) - min(values)) / 2
+                row['beyond_noise'][metric] = abs(change) > noise
         rows.append(row)
     return rows
 
@@ -172,7 +180,8 @@ def markdown_table(rows: List[dict]) -> str:
     """The table of :func:`summarise`."""
     lines = [
         '| variant | seeds | segm AP | bbox AP | paper\'s direction '
-        '| change beyond seed noise |', '| --- | --- | --- | --- | --- | --- |'
+        '| change beyond seed noise (segm, bbox) |',
+        '| --- | --- | --- | --- | --- | --- |'
     ]
     for row in rows:
         cells = []
@@ -185,9 +194,13 @@ def markdown_table(rows: List[dict]) -> str:
             arrow = 'down' if sign < 0 else 'up'
             verdict = (f'{"yes" if row["paper_direction"] else "no"} '
                        f'({key.split("/")[1][:4]} AP should go {arrow})')
-            noise = 'yes' if row['beyond_noise'] else 'no'
         else:
-            verdict = noise = '–'
+            verdict = '–'
+        if row.get('beyond_noise'):
+            noise = ', '.join('yes' if row['beyond_noise'].get(m) else 'no'
+                              for m in METRICS)
+        else:
+            noise = '–'
         lines.append(f'| {row["variant"]} | {row["seeds"]} | ' +
                      ' | '.join(cells) + f' | {verdict} | {noise} |')
     return '\n'.join(lines)
@@ -219,14 +232,14 @@ def plot(rows: List[dict], out: Path) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     args = parse_args(argv)
     root = Path(args.work_dir)
-    names = args.only or list(VARIANTS)
+    trained = args.only or list(VARIANTS)
     results: Dict[str, List[dict]] = {}
-    for name in names:
+    for name in VARIANTS:
         runs = []
         for seed in args.seeds:
             work_dir = root / slug(name) / f'seed{seed}'
             timing = work_dir / 'seconds.json'
-            if not args.skip_train:
+            if name in trained and not args.skip_train:
                 seconds = train_in_subprocess(
                     variant_config(name, args.iters, seed, args.data_root),
                     work_dir)
@@ -239,6 +252,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
                     dict(seed=seed, seconds=seconds, **points[max(points)]))
         if runs:
             results[name] = runs
+    if 'shipped' not in results:
+        print('no results of the shipped config: the table cannot compare')
     root.mkdir(parents=True, exist_ok=True)
     with open(root / 'ablations.json', 'w') as f:
         json.dump(dict(iters=args.iters, results=results), f, indent=1)

@@ -23,6 +23,7 @@ from mmmaskdino.utils.tool_utils import (add_common_args, build_runner,
                                          load_runner_config)
 
 SetName = Union[str, int]
+METRICS = ('coco/segm_mAP', 'coco/bbox_mAP')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -57,7 +58,13 @@ def evaluate(runner: Runner, output_set: SetName,
     """Test metrics with the model's output taken from ``output_set``."""
     runner.model.panoptic_head.test_cfg['output_set'] = output_set
     runner.model.panoptic_fusion_head.test_cfg['box_from_mask'] = box_from_mask
-    return {k: float(v) for k, v in runner.test().items()}
+    metrics = {k: float(v) for k, v in runner.test().items()}
+    missing = [k for k in METRICS if k not in metrics]
+    if missing:
+        raise ValueError(
+            f'the test evaluator gives no {missing}: this tool needs a COCO '
+            "instance evaluator (CocoMetric, metric=['bbox', 'segm'])")
+    return metrics
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
@@ -75,9 +82,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
             dict(
                 output_set=output_set,
                 name=set_label(runner, output_set),
-                segm_mAP=predicted.get('coco/segm_mAP'),
-                bbox_mAP=predicted.get('coco/bbox_mAP'),
-                bbox_mAP_from_masks=from_masks.get('coco/bbox_mAP')))
+                segm_mAP=predicted['coco/segm_mAP'],
+                bbox_mAP=predicted['coco/bbox_mAP'],
+                bbox_mAP_from_masks=from_masks['coco/bbox_mAP']))
     print('| prediction set | segm AP | bbox AP (predicted boxes) '
           '| bbox AP (boxes of the masks) |')
     print('| --- | --- | --- | --- |')
@@ -85,8 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         values = [
             row[k] for k in ('segm_mAP', 'bbox_mAP', 'bbox_mAP_from_masks')
         ]
-        cells = ' | '.join('-' if v is None else f'{100 * v:.1f}'
-                           for v in values)
+        cells = ' | '.join(f'{100 * v:.1f}' for v in values)
         print(f'| {row["name"]} | {cells} |')
     if args.out:
         with open(args.out, 'w') as f:

@@ -101,15 +101,16 @@ class MaskDINOHead(BaseModule):
         output_set = (self.test_cfg
                       or {}).get('output_set',
                                  self.TEST_CFG_DEFAULTS['output_set'])
-        mask_features, multi_scale_features = self.pixel_decoder(x)
-        outputs, _ = self.predictor(
-            multi_scale_features, mask_features, output_set=output_set)
         num_sets = self.predictor.num_prediction_sets
-        if output_set != 'interm' and not -num_sets <= output_set < num_sets:
+        if output_set != 'interm' and not (isinstance(output_set, int) and
+                                           -num_sets <= output_set < num_sets):
             raise ValueError(
                 f'test_cfg.output_set={output_set!r}: the decoder has '
                 f"{num_sets} prediction sets; use 'interm' or an index in "
                 f'[{-num_sets}, {num_sets - 1}]')
+        mask_features, multi_scale_features = self.pixel_decoder(x)
+        outputs, _ = self.predictor(
+            multi_scale_features, mask_features, output_set=output_set)
         if output_set == 'interm':
             if outputs['interm_outputs'] is None:
                 raise ValueError(
