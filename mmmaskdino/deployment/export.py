@@ -50,9 +50,10 @@ def init_export_model(config: Union[str, Config],
         copy.deepcopy(config)
     if task is not None:
         cfg.model.test_cfg.update(TASK_FLAGS[task])
+    if checkpoint is None:  # the constructors draw random values too
+        torch.manual_seed(0)
     model = init_detector(cfg, checkpoint, device='cpu')
     if checkpoint is None:
-        torch.manual_seed(0)
         model.init_weights()
     return model.eval()
 
