@@ -13,6 +13,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ..utils import deformable_attention_cfg, ffn_cfg
+from .gather_deformable_attention import use_gather_attention
 from .box_ops import (MASK_BOX_TYPES, gen_encoder_output_proposals,
                       inverse_sigmoid, masks_to_refpoint_logits)
 from .maskdino_decoder_layer import MaskDINOTransformerDecoder
@@ -106,6 +107,7 @@ class MaskDINODecoder(BaseModule):
                                       num_feature_levels, num_points),
             post_norm_cfg=None,
             return_intermediate=True)
+        use_gather_attention(self.decoder)
         self.bbox_embed = MLP(hidden_dim, hidden_dim, 4, 3)
 
     @staticmethod
