@@ -171,12 +171,31 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             sem_seg=seg_logits.argmax(dim=0, keepdim=True),
             seg_logits=seg_logits)
 
-    def panoptic_inference(self, mask_cls: Tensor,
-                           mask_pred: Tensor) -> Tuple[Tensor, List[dict]]:
+    def panoptic_queries(self, mask_cls: Tensor) -> Tensor:
+        """Queries that take part in the panoptic fusion: best class not a
+        trailing no-object column and max sigmoid score above
+        ``object_mask_thr``.
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, K).
+
+        Returns:
+            Tensor: Sorted query indices, shape (n,).
+        """
+        sigmoid_scores, sigmoid_labels = mask_cls.sigmoid().max(-1)
+        keep = sigmoid_labels.ne(self.num_classes) & (
+            sigmoid_scores > self._cfg('object_mask_thr'))
+        return keep.nonzero()[:, 0]
+
+    def panoptic_inference(
+            self,
+            mask_cls: Tensor,
+            mask_pred: Tensor,
+            mask_queries: Optional[Tensor] = None
+    ) -> Tuple[Tensor, List[dict]]:
         """The official Mask DINO panoptic fusion.
 
-        Queries whose max sigmoid score exceeds ``object_mask_thr`` (and whose
-        best class is not a trailing no-object column) are kept
+        The queries of :meth:`panoptic_queries` are kept
         and ranked by their (sharpened) score times mask probability. In query
         order, a kept query's segment is the pixels it wins with probability
         >= 0.5; it is skipped if that is less than ``iou_thr`` of its own
@@ -185,19 +204,23 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
 
         Args:
             mask_cls (Tensor): Class logits, shape (Q, K).
-            mask_pred (Tensor): Mask logits, shape (Q, h, w).
+            mask_pred (Tensor): Mask logits, shape (Q, h, w), or (n, h, w)
+                for the queries ``mask_queries`` only.
+            mask_queries (Tensor, optional): Sorted query of each row of
+                ``mask_pred`` (it must hold every kept query); None when it
+                has all Q.
 
         Returns:
             tuple: ``panoptic_seg`` (h, w) int32 segment ids (0 = void) and
             ``segments_info``, a list of ``dict(id, isthing, category_id)``.
         """
-        sigmoid_scores, sigmoid_labels = mask_cls.sigmoid().max(-1)
-        keep = sigmoid_labels.ne(self.num_classes) & (
-            sigmoid_scores > self._cfg('object_mask_thr'))
-        scores, labels = self._sharpened_scores(mask_cls).max(-1)
-        cur_scores = scores[keep]
-        cur_classes = labels[keep].tolist()
-        cur_masks = mask_pred[keep].sigmoid()
+        keep = self.panoptic_queries(mask_cls)
+        rows = keep if mask_queries is None else \
+            torch.searchsorted(mask_queries, keep)
+        scores, labels = self._sharpened_scores(mask_cls[keep]).max(-1)
+        cur_scores = scores
+        cur_classes = labels.tolist()
+        cur_masks = mask_pred[rows].sigmoid()
 
         panoptic_seg = torch.zeros(
             mask_pred.shape[-2:], dtype=torch.int32, device=mask_pred.device)
@@ -256,20 +279,26 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             lut[seg['id']] = code
         return lut[panoptic_seg.long()].int()
 
-    def panoptic_postprocess(self, mask_cls: Tensor,
-                             mask_pred: Tensor) -> PixelData:
+    def panoptic_postprocess(
+            self,
+            mask_cls: Tensor,
+            mask_pred: Tensor,
+            mask_queries: Optional[Tensor] = None) -> PixelData:
         """Panoptic segmentation in mmdet's encoding.
 
         Args:
             mask_cls (Tensor): Class logits, shape (Q, K).
-            mask_pred (Tensor): Mask logits, shape (Q, h, w).
+            mask_pred (Tensor): Mask logits, shape (Q, h, w), or (n, h, w),
+                see :meth:`panoptic_inference`.
+            mask_queries (Tensor, optional): Query of each row of
+                ``mask_pred``; None when it has all Q.
 
         Returns:
             :obj:`PixelData`: ``sem_seg`` (1, h, w) int32, see
             :meth:`encode_panoptic`.
         """
         panoptic_seg, segments_info = self.panoptic_inference(
-            mask_cls, mask_pred)
+            mask_cls, mask_pred, mask_queries)
         return PixelData(
             sem_seg=self.encode_panoptic(panoptic_seg, segments_info)[None])
 
@@ -314,7 +343,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             mask_box (Tensor): Boxes xyxy in output pixels, shape (Q, 4).
             mask_queries (Tensor, optional): Sorted query of each row of
                 ``mask_pred`` (it must hold every query of a top-k thing
-                pair, see :meth:`instance_queries`); None when it has all Q.
+                pair, see :meth:`needed_queries`); None when it has all Q.
 
         Returns:
             :obj:`InstanceData`: ``bboxes`` (N, 4), ``labels`` (N,),
@@ -329,33 +358,48 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
 
         rows = query_indices if mask_queries is None else \
             torch.searchsorted(mask_queries, query_indices)
-        binary = (mask_pred > 0).float()
+        # Only the rows of the detections are scored and binarised, as in
+        # the official code (it selects them before these steps).
+        mask_pred = mask_pred[rows]
+        binary = mask_pred > 0
         if not self._cfg('focus_on_box'):
             mask_quality = (mask_pred.sigmoid() * binary).flatten(1).sum(1) / (
                 binary.flatten(1).sum(1) + 1e-6)
-            scores = scores * mask_quality[rows]
+            scores = scores * mask_quality
 
         results = InstanceData()
-        results.bboxes = mask2bbox(binary[rows].bool()) if self._cfg(
+        results.bboxes = mask2bbox(binary) if self._cfg(
             'box_from_mask') else mask_box[query_indices]
         results.labels = labels
         results.scores = scores
-        results.masks = binary[rows].bool()
+        results.masks = binary
         results.query_indices = query_indices
         return results
 
-    def instance_queries(self, mask_cls: Tensor) -> Tensor:
-        """Sorted queries of the top-k thing pairs: the only masks that
-        instance post-processing outputs.
+    def needed_queries(self, mask_cls: Tensor) -> Optional[Tensor]:
+        """Sorted queries whose masks the enabled results read: the queries
+        of the top-k thing pairs (instance) and the kept queries (panoptic);
+        None (all queries) when ``semantic_on``.
+
+        Only these masks are upsampled: the results are the same (bilinear
+        resizing treats every mask separately) for a fraction of the time and
+        memory; the official code resizes all Q masks first.
 
         Args:
             mask_cls (Tensor): Class logits, shape (Q, K).
 
         Returns:
-            Tensor: Query indices, shape (n,), n <= ``max_per_image``.
+            Tensor or None: Query indices, shape (n,).
         """
-        _, labels, query_indices = self.instance_topk(mask_cls)
-        return query_indices[labels < self.num_things_classes].unique()
+        if self._cfg('semantic_on'):
+            return None
+        queries = [mask_cls.new_zeros(0, dtype=torch.long)]
+        if self._cfg('instance_on'):
+            _, labels, query_indices = self.instance_topk(mask_cls)
+            queries.append(query_indices[labels < self.num_things_classes])
+        if self._cfg('panoptic_on'):
+            queries.append(self.panoptic_queries(mask_cls))
+        return torch.cat(queries).unique()
 
     @staticmethod
     def rescale_boxes(mask_box: Tensor, batch_input_shape: Sequence[int],
@@ -419,39 +463,26 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             instance_on or panoptic_on
             or self._cfg('sem_seg_postprocess_before_inference'))
 
-        # Instance results use only the masks of the top-k pairs' queries:
-        # then only those are upsampled (the same values, a fraction of the
-        # work; bilinear resizing treats every mask separately).
-        instance_only = instance_on and not (panoptic_on or semantic_on)
         input_shape = tuple(metas[0]['batch_input_shape'][:2])
-        if not instance_only:
-            mask_pred = F.interpolate(
-                mask_pred,
-                size=input_shape,
-                mode='bilinear',
-                align_corners=False)
-
         results = []
         for cls_i, masks_i, boxes_i, meta in zip(mask_cls, mask_pred, mask_box,
                                                  metas):
             img_shape = meta['img_shape'][:2]
             out_shape = meta['ori_shape'][:2] if rescale else img_shape
-            mask_queries = None
-            if instance_only:
-                mask_queries = self.instance_queries(cls_i)
+            mask_queries = self.needed_queries(cls_i)
+            if mask_queries is not None:
                 masks_i = masks_i[mask_queries]
-                if len(mask_queries) > 0:
-                    masks_i = F.interpolate(
-                        masks_i[None],
-                        size=input_shape,
-                        mode='bilinear',
-                        align_corners=False)[0]
+            if len(masks_i) == 0:
+                masks_i = masks_i.new_zeros((0, *out_shape))
+            else:
+                masks_i = F.interpolate(
+                    masks_i[None],
+                    size=input_shape,
+                    mode='bilinear',
+                    align_corners=False)[0]
+                if resize_first:
                     masks_i = self.crop_and_resize(masks_i, img_shape,
                                                    out_shape)
-                else:
-                    masks_i = masks_i.new_zeros((0, *out_shape))
-            elif resize_first:
-                masks_i = self.crop_and_resize(masks_i, img_shape, out_shape)
             result = dict()
             if semantic_on:
                 seg_logits = self.semantic_inference(cls_i, masks_i)
@@ -461,7 +492,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
                 result['sem_results'] = self._to_sem_results(seg_logits)
             if panoptic_on:
                 result['pan_results'] = self.panoptic_postprocess(
-                    cls_i, masks_i)
+                    cls_i, masks_i, mask_queries)
             if instance_on:
                 boxes_i = self.rescale_boxes(boxes_i,
                                              meta['batch_input_shape'],

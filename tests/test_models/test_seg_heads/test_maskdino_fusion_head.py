@@ -222,3 +222,50 @@ def test_box_rescale_formula():
         [[0.4 * 75, 0.2 * scale_h, 0.6 * 75, 0.3 * scale_h]])
     torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-5)
     assert np.isclose(scale_h, 59.813, atol=1e-3)
+
+
+def test_only_needed_masks_are_resized_with_identical_results(monkeypatch):
+    """Instance + panoptic results from the resized masks of the needed
+    queries equal those from all Q resized masks (``semantic_on`` resizes
+    all of them)."""
+    torch.manual_seed(0)
+    num_queries, things, stuff = 40, 4, 3
+    metas = [
+        dict(
+            batch_input_shape=(64, 96), img_shape=(50, 96),
+            ori_shape=(75, 144)),
+        dict(
+            batch_input_shape=(64, 96), img_shape=(64, 70),
+            ori_shape=(64, 70)),
+    ]
+    args = (torch.randn(2, num_queries, things + stuff) * 2 - 2,
+            torch.randn(2, num_queries, 16, 24) * 4,
+            torch.rand(2, num_queries, 4), metas)
+    cfg = dict(PANOPTIC_CFG, object_mask_thr=0.3, max_per_image=10)
+    heads = {
+        semantic_on: MaskDINOFusionHead(
+            num_things_classes=things,
+            num_stuff_classes=stuff,
+            test_cfg=dict(cfg, semantic_on=semantic_on))
+        for semantic_on in (False, True)
+    }
+    resized_rows = []
+    crop_and_resize = MaskDINOFusionHead.crop_and_resize
+    monkeypatch.setattr(
+        MaskDINOFusionHead, 'crop_and_resize',
+        staticmethod(lambda maps, *a: resized_rows.append(len(maps)) or
+                     crop_and_resize(maps, *a)))
+    with torch.no_grad():
+        subset = heads[False].predict(*args)
+        full = heads[True].predict(*args)
+    needed = [len(heads[False].needed_queries(cls)) for cls in args[0]]
+    assert resized_rows == needed + [num_queries] * 2
+    assert all(0 < n < num_queries for n in needed)
+    for sub, ref in zip(subset, full):
+        assert 0 < len(ref['ins_results']) <= 10
+        assert len(ref['pan_results'].sem_seg.unique()) > 2
+        assert torch.equal(sub['pan_results'].sem_seg,
+                           ref['pan_results'].sem_seg)
+        for key in ('labels', 'scores', 'bboxes', 'masks', 'query_indices'):
+            assert torch.equal(sub['ins_results'].get(key),
+                               ref['ins_results'].get(key)), key
