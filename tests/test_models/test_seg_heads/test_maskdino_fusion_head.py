@@ -241,7 +241,8 @@ def test_only_needed_masks_are_resized_with_identical_results(monkeypatch):
     args = (torch.randn(2, num_queries, things + stuff) * 2 - 2,
             torch.randn(2, num_queries, 16, 24) * 4,
             torch.rand(2, num_queries, 4), metas)
-    cfg = dict(PANOPTIC_CFG, object_mask_thr=0.3, max_per_image=10)
+    cfg = dict(
+        PANOPTIC_CFG, object_mask_thr=0.85, iou_thr=0.2, max_per_image=10)
     heads = {
         semantic_on: MaskDINOFusionHead(
             num_things_classes=things,
