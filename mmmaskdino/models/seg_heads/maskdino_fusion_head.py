@@ -27,6 +27,8 @@ TEST_CFG_DEFAULTS = dict(
     focus_on_box=False,
     box_from_mask=False,
     sem_seg_postprocess_before_inference=False)
+# Queries per step of the semantic map (bounds its full-resolution masks).
+SEMANTIC_CHUNK = 32
 
 
 @MODELS.register_module()
@@ -376,23 +378,21 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         results.query_indices = query_indices
         return results
 
-    def needed_queries(self, mask_cls: Tensor) -> Optional[Tensor]:
-        """Sorted queries whose masks the enabled results read: the queries
-        of the top-k thing pairs (instance) and the kept queries (panoptic);
-        None (all queries) when ``semantic_on``.
+    def needed_queries(self, mask_cls: Tensor) -> Tensor:
+        """Sorted queries whose full-resolution masks the instance and
+        panoptic results read: the queries of the top-k thing pairs and the
+        kept panoptic queries.
 
-        Only these masks are upsampled: the results are the same (bilinear
-        resizing treats every mask separately) for a fraction of the time and
-        memory; the official code resizes all Q masks first.
+        Only these masks are upsampled and kept: the results are the same
+        (bilinear resizing treats every mask separately) for a fraction of
+        the time and memory; the official code resizes all Q masks first.
 
         Args:
             mask_cls (Tensor): Class logits, shape (Q, K).
 
         Returns:
-            Tensor or None: Query indices, shape (n,).
+            Tensor: Query indices, shape (n,).
         """
-        if self._cfg('semantic_on'):
-            return None
         queries = [mask_cls.new_zeros(0, dtype=torch.long)]
         if self._cfg('instance_on'):
             _, labels, query_indices = self.instance_topk(mask_cls)
@@ -400,6 +400,77 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         if self._cfg('panoptic_on'):
             queries.append(self.panoptic_queries(mask_cls))
         return torch.cat(queries).unique()
+
+    def resize_masks(self, masks: Tensor, input_shape: Sequence[int],
+                     img_shape: Sequence[int], out_shape: Sequence[int],
+                     crop: bool) -> Tensor:
+        """Mask logits at 1/4 resolution to the padded input, then, if
+        ``crop``, cropped to ``img_shape`` and resized to ``out_shape``.
+
+        Args:
+            masks (Tensor): Shape (n, h4, w4).
+            input_shape (Sequence[int]): Padded ``(H_pad, W_pad)``.
+            img_shape (Sequence[int]): Unpadded ``(h_img, w_img)``.
+            out_shape (Sequence[int]): Output ``(H0, W0)``.
+            crop (bool): Crop and resize to the output size.
+
+        Returns:
+            Tensor: Shape (n, H0, W0) if ``crop`` else (n, H_pad, W_pad).
+        """
+        if len(masks) == 0:
+            return masks.new_zeros(
+                (0, *(out_shape if crop else input_shape)))
+        masks = F.interpolate(
+            masks[None], size=input_shape, mode='bilinear',
+            align_corners=False)[0]
+        return self.crop_and_resize(masks, img_shape,
+                                    out_shape) if crop else masks
+
+    def semantic_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
+                             input_shape: Sequence[int],
+                             img_shape: Sequence[int],
+                             out_shape: Sequence[int]) -> PixelData:
+        """Semantic map at the output size from 1/4-resolution mask logits.
+
+        :meth:`semantic_inference` summed over chunks of
+        ``SEMANTIC_CHUNK`` queries, so that at most one chunk of
+        full-resolution masks is alive (the official code holds all Q). The
+        map is computed at the output size when ``resize_first`` (see the
+        class docstring), else at the padded size and then cropped and
+        resized.
+
+        Args:
+            mask_cls (Tensor): Class logits, shape (Q, K).
+            mask_pred (Tensor): Mask logits, shape (Q, h4, w4).
+            input_shape, img_shape, out_shape (Sequence[int]): See
+                :meth:`resize_masks`.
+
+        Returns:
+            :obj:`PixelData`: ``sem_seg`` (1, H0, W0) and ``seg_logits``
+            (C, H0, W0).
+        """
+        resize_first = self.resize_first
+        seg_logits = None
+        for start in range(0, len(mask_pred), SEMANTIC_CHUNK):
+            rows = slice(start, start + SEMANTIC_CHUNK)
+            masks = self.resize_masks(mask_pred[rows], input_shape,
+                                      img_shape, out_shape, resize_first)
+            chunk = self.semantic_inference(mask_cls[rows], masks)
+            seg_logits = chunk if seg_logits is None else \
+                seg_logits.add_(chunk)
+        if not resize_first:
+            seg_logits = self.crop_and_resize(seg_logits, img_shape,
+                                              out_shape)
+        return self._to_sem_results(seg_logits)
+
+    @property
+    def resize_first(self) -> bool:
+        """Whether mask logits are cropped and resized to the output size
+        before inference (``sem_seg_postprocess_before_inference``,
+        ``instance_on`` or ``panoptic_on``)."""
+        return bool(
+            self._cfg('instance_on') or self._cfg('panoptic_on')
+            or self._cfg('sem_seg_postprocess_before_inference'))
 
     @staticmethod
     def rescale_boxes(mask_box: Tensor, batch_input_shape: Sequence[int],
@@ -456,48 +527,27 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             the output size.
         """
         metas = [getattr(m, 'metainfo', m) for m in batch_img_metas]
-        instance_on = self._cfg('instance_on')
-        panoptic_on = self._cfg('panoptic_on')
-        semantic_on = self._cfg('semantic_on')
-        resize_first = (
-            instance_on or panoptic_on
-            or self._cfg('sem_seg_postprocess_before_inference'))
-
         input_shape = tuple(metas[0]['batch_input_shape'][:2])
         results = []
         for cls_i, masks_i, boxes_i, meta in zip(mask_cls, mask_pred, mask_box,
                                                  metas):
             img_shape = meta['img_shape'][:2]
             out_shape = meta['ori_shape'][:2] if rescale else img_shape
-            mask_queries = self.needed_queries(cls_i)
-            if mask_queries is not None:
-                masks_i = masks_i[mask_queries]
-            if len(masks_i) == 0:
-                masks_i = masks_i.new_zeros((0, *out_shape))
-            else:
-                masks_i = F.interpolate(
-                    masks_i[None],
-                    size=input_shape,
-                    mode='bilinear',
-                    align_corners=False)[0]
-                if resize_first:
-                    masks_i = self.crop_and_resize(masks_i, img_shape,
-                                                   out_shape)
             result = dict()
-            if semantic_on:
-                seg_logits = self.semantic_inference(cls_i, masks_i)
-                if not resize_first:
-                    seg_logits = self.crop_and_resize(seg_logits, img_shape,
-                                                      out_shape)
-                result['sem_results'] = self._to_sem_results(seg_logits)
-            if panoptic_on:
+            if self._cfg('semantic_on'):
+                result['sem_results'] = self.semantic_postprocess(
+                    cls_i, masks_i, input_shape, img_shape, out_shape)
+            queries = self.needed_queries(cls_i)
+            needed_masks = self.resize_masks(masks_i[queries], input_shape,
+                                             img_shape, out_shape, True)
+            if self._cfg('panoptic_on'):
                 result['pan_results'] = self.panoptic_postprocess(
-                    cls_i, masks_i, mask_queries)
-            if instance_on:
+                    cls_i, needed_masks, queries)
+            if self._cfg('instance_on'):
                 boxes_i = self.rescale_boxes(boxes_i,
                                              meta['batch_input_shape'],
                                              img_shape, out_shape)
                 result['ins_results'] = self.instance_postprocess(
-                    cls_i, masks_i, boxes_i, mask_queries)
+                    cls_i, needed_masks, boxes_i, queries)
             results.append(result)
         return results

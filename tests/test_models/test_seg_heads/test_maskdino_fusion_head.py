@@ -224,12 +224,8 @@ def test_box_rescale_formula():
     assert np.isclose(scale_h, 59.813, atol=1e-3)
 
 
-def test_only_needed_masks_are_resized_with_identical_results(monkeypatch):
-    """Instance + panoptic results from the resized masks of the needed
-    queries equal those from all Q resized masks (``semantic_on`` resizes
-    all of them)."""
+def _random_outputs(num_queries: int, num_classes: int):
     torch.manual_seed(0)
-    num_queries, things, stuff = 40, 4, 3
     metas = [
         dict(
             batch_input_shape=(64, 96), img_shape=(50, 96),
@@ -238,18 +234,25 @@ def test_only_needed_masks_are_resized_with_identical_results(monkeypatch):
             batch_input_shape=(64, 96), img_shape=(64, 70),
             ori_shape=(64, 70)),
     ]
-    args = (torch.randn(2, num_queries, things + stuff) * 2 - 2,
+    return (torch.randn(2, num_queries, num_classes) * 2 - 2,
             torch.randn(2, num_queries, 16, 24) * 4,
             torch.rand(2, num_queries, 4), metas)
-    cfg = dict(
-        PANOPTIC_CFG, object_mask_thr=0.85, iou_thr=0.2, max_per_image=10)
-    heads = {
-        semantic_on: MaskDINOFusionHead(
-            num_things_classes=things,
-            num_stuff_classes=stuff,
-            test_cfg=dict(cfg, semantic_on=semantic_on))
-        for semantic_on in (False, True)
-    }
+
+
+def test_only_needed_masks_are_resized_with_identical_results(monkeypatch):
+    """Instance and panoptic results from the resized masks of the needed
+    queries only equal those computed from all Q resized masks."""
+    num_queries, things, stuff = 40, 4, 3
+    cls, masks, boxes, metas = _random_outputs(num_queries, things + stuff)
+    head = MaskDINOFusionHead(
+        num_things_classes=things,
+        num_stuff_classes=stuff,
+        test_cfg=dict(
+            PANOPTIC_CFG,
+            semantic_on=False,
+            object_mask_thr=0.85,
+            iou_thr=0.2,
+            max_per_image=10))
     resized_rows = []
     crop_and_resize = MaskDINOFusionHead.crop_and_resize
     monkeypatch.setattr(
@@ -257,16 +260,49 @@ def test_only_needed_masks_are_resized_with_identical_results(monkeypatch):
         staticmethod(lambda maps, *a: resized_rows.append(len(maps)) or
                      crop_and_resize(maps, *a)))
     with torch.no_grad():
-        subset = heads[False].predict(*args)
-        full = heads[True].predict(*args)
-    needed = [len(heads[False].needed_queries(cls)) for cls in args[0]]
-    assert resized_rows == needed + [num_queries] * 2
+        results = head.predict(cls, masks, boxes, metas)
+    needed = [len(head.needed_queries(c)) for c in cls]
+    assert resized_rows == needed
     assert all(0 < n < num_queries for n in needed)
-    for sub, ref in zip(subset, full):
-        assert 0 < len(ref['ins_results']) <= 10
-        assert len(ref['pan_results'].sem_seg.unique()) > 2
-        assert torch.equal(sub['pan_results'].sem_seg,
-                           ref['pan_results'].sem_seg)
+    for i, (result, meta) in enumerate(zip(results, metas)):
+        shapes = (meta['batch_input_shape'], meta['img_shape'],
+                  meta['ori_shape'])
+        all_masks = head.resize_masks(masks[i], *shapes, True)
+        pan = head.panoptic_postprocess(cls[i], all_masks).sem_seg
+        ins = head.instance_postprocess(
+            cls[i], all_masks, head.rescale_boxes(boxes[i], *shapes))
+        assert len(pan.unique()) > 2
+        assert torch.equal(result['pan_results'].sem_seg, pan)
+        assert 0 < len(ins) <= 10
         for key in ('labels', 'scores', 'bboxes', 'masks', 'query_indices'):
-            assert torch.equal(sub['ins_results'].get(key),
-                               ref['ins_results'].get(key)), key
+            assert torch.equal(result['ins_results'].get(key),
+                               ins.get(key)), key
+
+
+@pytest.mark.parametrize('resize_first', [True, False])
+def test_semantic_map_summed_over_query_chunks(monkeypatch, resize_first):
+    """The semantic map accumulated over chunks of queries equals
+    :meth:`semantic_inference` over all queries at once."""
+    import mmmaskdino.models.seg_heads.maskdino_fusion_head as fusion
+    monkeypatch.setattr(fusion, 'SEMANTIC_CHUNK', 7)
+    cls, masks, boxes, metas = _random_outputs(30, 6)  # 5 classes + 1
+    head = MaskDINOFusionHead(
+        num_things_classes=0,
+        num_stuff_classes=5,
+        test_cfg=dict(
+            SEMANTIC_CFG,
+            sem_seg_postprocess_before_inference=resize_first))
+    with torch.no_grad():
+        results = head.predict(cls, masks, boxes, metas)
+    for i, (result, meta) in enumerate(zip(results, metas)):
+        shapes = (meta['batch_input_shape'], meta['img_shape'],
+                  meta['ori_shape'])
+        all_masks = head.resize_masks(masks[i], *shapes, resize_first)
+        expected = head.semantic_inference(cls[i], all_masks)
+        if not resize_first:
+            expected = head.crop_and_resize(expected, *shapes[1:])
+        sem = result['sem_results']
+        assert sem.seg_logits.shape == (5, *meta['ori_shape'])
+        torch.testing.assert_close(
+            sem.seg_logits, expected, rtol=1e-6, atol=1e-5)
+        assert torch.equal(sem.sem_seg[0], expected.argmax(0))
