@@ -179,11 +179,12 @@ def machine_info() -> Dict[str, object]:
 def synthetic_batch(batch_size: int,
                     img_size: Tuple[int, int],
                     with_gt: bool,
-                    seed: int = 0) -> dict:
+                    seed: int = 0,
+                    num_gt: int = NUM_GT) -> dict:
     """A dataloader-style batch: uint8 images and ``DetDataSample``s.
 
-    With ``with_gt`` every image gets ``NUM_GT`` rectangles as ground truth
-    (boxes in pixels, bitmap masks, labels ``0 .. NUM_GT - 1`` modulo 2).
+    With ``with_gt`` every image gets ``num_gt`` rectangles as ground truth
+    (boxes in pixels, bitmap masks, labels ``0 .. num_gt - 1`` modulo 2).
     """
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
@@ -201,17 +202,17 @@ def synthetic_batch(batch_size: int,
                 scale_factor=(1.0, 1.0),
                 img_id=0))
         if with_gt:
-            x0 = rng.uniform(0, 0.6, NUM_GT) * w
-            y0 = rng.uniform(0, 0.6, NUM_GT) * h
-            x1 = x0 + rng.uniform(0.1, 0.4, NUM_GT) * w
-            y1 = y0 + rng.uniform(0.1, 0.4, NUM_GT) * h
+            x0 = rng.uniform(0, 0.6, num_gt) * w
+            y0 = rng.uniform(0, 0.6, num_gt) * h
+            x1 = x0 + rng.uniform(0.1, 0.4, num_gt) * w
+            y1 = y0 + rng.uniform(0.1, 0.4, num_gt) * h
             boxes = np.stack([x0, y0, x1, y1], 1).round().astype(np.float32)
-            masks = np.zeros((NUM_GT, h, w), np.uint8)
+            masks = np.zeros((num_gt, h, w), np.uint8)
             for m, (a, b, c, d) in zip(masks, boxes.astype(int)):
                 m[b:d, a:c] = 1
             sample.gt_instances = InstanceData(
                 bboxes=torch.from_numpy(boxes),
-                labels=torch.arange(NUM_GT) % 2,
+                labels=torch.arange(num_gt) % 2,
                 masks=BitmapMasks(masks, h, w))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
