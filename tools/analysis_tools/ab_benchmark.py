@@ -146,10 +146,9 @@ def backbone_features(backbone: torch.nn.Module,
     """Seeded random non-negative maps of the shapes that ``backbone``
     returns for the padded input of ``img_size``."""
     h, w = (-(-s // PAD_DIVISOR) * PAD_DIVISOR for s in img_size)
+    backbone.eval()
     with torch.no_grad():
-        shapes = [
-            f.shape for f in backbone.eval()(torch.zeros(1, 3, h, w))
-        ]
+        shapes = [f.shape for f in backbone(torch.zeros(1, 3, h, w))]
     generator = torch.Generator().manual_seed(seed)
     return [
         torch.randn(batch_size, *shape[1:], generator=generator).relu_()
@@ -204,11 +203,11 @@ def _step_fn(model, batch: dict, train: bool):
 
         def step() -> float:
             data = model.data_preprocessor(batch, True)
-            losses = model.loss(**data)
+            losses = model(**data, mode='loss')
             loss, _ = model.parse_losses(losses)
             loss.backward()
             model.zero_grad(set_to_none=True)
-            return float(loss)
+            return float(loss.detach())
     else:
 
         def step() -> float:
@@ -229,6 +228,8 @@ def worker(args: argparse.Namespace) -> None:
     case = case_settings(args)
     name, model, batch = _build_case(root, case, Path(args.weights))
     step = _step_fn(model, batch, case['train'])
+    # Same random stream in both versions (denoising noise, point sampling)
+    torch.manual_seed(1)
     step()  # warm-up
     print(json.dumps(dict(ready=True, config=name)), flush=True)
     for line in sys.stdin:
