@@ -366,7 +366,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     baseline = Path(args.baseline_root) if args.baseline_root else \
         baseline_checkout(args.compare_to)
     roots = dict(A=REPO, B=baseline)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     before = machine_info()
     results = []

@@ -27,8 +27,9 @@ TEST_CFG_DEFAULTS = dict(
     focus_on_box=False,
     box_from_mask=False,
     sem_seg_postprocess_before_inference=False)
-# Queries per step of the semantic map (bounds its full-resolution masks).
-SEMANTIC_CHUNK = 32
+# Queries per step of the semantic map: bounds its full-resolution masks
+# while keeping the matrix product efficient.
+SEMANTIC_CHUNK = 128
 
 
 @MODELS.register_module()
@@ -160,11 +161,14 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         Returns:
             Tensor: Scores, shape (C, h, w).
         """
+        return torch.einsum('qc,qhw->chw', self._semantic_class_probs(mask_cls),
+                            mask_pred.sigmoid())
+
+    def _semantic_class_probs(self, mask_cls: Tensor) -> Tensor:
+        """``p(c | q)`` of :meth:`semantic_inference`, shape (Q, C)."""
         if self.semantic_ce:
-            cls_probs = F.softmax(mask_cls, dim=-1)[:, :-1]
-        else:
-            cls_probs = self._sharpened_scores(mask_cls)
-        return torch.einsum('qc,qhw->chw', cls_probs, mask_pred.sigmoid())
+            return F.softmax(mask_cls, dim=-1)[:, :-1]
+        return self._sharpened_scores(mask_cls)
 
     @staticmethod
     def _to_sem_results(seg_logits: Tensor) -> PixelData:
@@ -222,7 +226,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         scores, labels = self._sharpened_scores(mask_cls[keep]).max(-1)
         cur_scores = scores
         cur_classes = labels.tolist()
-        cur_masks = mask_pred[rows].sigmoid()
+        cur_masks = mask_pred[rows].sigmoid_()  # a copy: in place
 
         panoptic_seg = torch.zeros(
             mask_pred.shape[-2:], dtype=torch.int32, device=mask_pred.device)
@@ -360,14 +364,17 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
 
         rows = query_indices if mask_queries is None else \
             torch.searchsorted(mask_queries, query_indices)
-        # Only the rows of the detections are scored and binarised, as in
-        # the official code (it selects them before these steps).
-        mask_pred = mask_pred[rows]
-        binary = mask_pred > 0
+        # Only the masks of the detections are binarised and scored (the
+        # official code selects them first too), each query once.
+        unique_rows, inverse = rows.unique(return_inverse=True)
+        masks = mask_pred[unique_rows]
+        binary = masks > 0
         if not self._cfg('focus_on_box'):
-            mask_quality = (mask_pred.sigmoid() * binary).flatten(1).sum(1) / (
+            mask_quality = masks.sigmoid_().mul_(binary).flatten(1).sum(1) / (
                 binary.flatten(1).sum(1) + 1e-6)
-            scores = scores * mask_quality
+            scores = scores * mask_quality[inverse]
+        del masks
+        binary = binary[inverse]
 
         results = InstanceData()
         results.bboxes = mask2bbox(binary) if self._cfg(
@@ -426,42 +433,62 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         return self.crop_and_resize(masks, img_shape,
                                     out_shape) if crop else masks
 
-    def semantic_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
-                             input_shape: Sequence[int],
-                             img_shape: Sequence[int],
-                             out_shape: Sequence[int]) -> PixelData:
+    def semantic_postprocess(
+        self,
+        mask_cls: Tensor,
+        mask_pred: Tensor,
+        input_shape: Sequence[int],
+        img_shape: Sequence[int],
+        out_shape: Sequence[int],
+        keep: Optional[Tensor] = None
+    ) -> Tuple[PixelData, Optional[Tensor]]:
         """Semantic map at the output size from 1/4-resolution mask logits.
 
-        :meth:`semantic_inference` summed over chunks of
+        :meth:`semantic_inference` accumulated over chunks of
         ``SEMANTIC_CHUNK`` queries, so that at most one chunk of
         full-resolution masks is alive (the official code holds all Q). The
-        map is computed at the output size when ``resize_first`` (see the
-        class docstring), else at the padded size and then cropped and
-        resized.
+        map is computed at the output size when :attr:`resize_first`, else
+        at the padded size and then cropped and resized.
 
         Args:
             mask_cls (Tensor): Class logits, shape (Q, K).
             mask_pred (Tensor): Mask logits, shape (Q, h4, w4).
             input_shape, img_shape, out_shape (Sequence[int]): See
                 :meth:`resize_masks`.
+            keep (Tensor, optional): Sorted queries whose resized mask logits
+                are returned too (for instance and panoptic results; needs
+                :attr:`resize_first`).
 
         Returns:
-            :obj:`PixelData`: ``sem_seg`` (1, H0, W0) and ``seg_logits``
-            (C, H0, W0).
+            tuple: :obj:`PixelData` with ``sem_seg`` (1, H0, W0) and
+            ``seg_logits`` (C, H0, W0), and the mask logits of ``keep``
+            (n, H0, W0) (None without ``keep``).
         """
         resize_first = self.resize_first
-        seg_logits = None
+        assert keep is None or resize_first
+        class_probs = self._semantic_class_probs(mask_cls)
+        seg_logits, kept = None, []
         for start in range(0, len(mask_pred), SEMANTIC_CHUNK):
             rows = slice(start, start + SEMANTIC_CHUNK)
             masks = self.resize_masks(mask_pred[rows], input_shape,
                                       img_shape, out_shape, resize_first)
-            chunk = self.semantic_inference(mask_cls[rows], masks)
-            seg_logits = chunk if seg_logits is None else \
-                seg_logits.add_(chunk)
+            if keep is not None:
+                in_chunk = keep[(keep >= start)
+                                & (keep < start + SEMANTIC_CHUNK)] - start
+                kept.append(masks[in_chunk])
+            size = masks.shape[-2:]
+            probs = masks.sigmoid_().flatten(1)  # (n, h * w), in place
+            if seg_logits is None:
+                seg_logits = class_probs[rows].t() @ probs
+            else:
+                seg_logits.addmm_(class_probs[rows].t(), probs)
+            del masks, probs
+        seg_logits = seg_logits.view(-1, *size)
         if not resize_first:
             seg_logits = self.crop_and_resize(seg_logits, img_shape,
                                               out_shape)
-        return self._to_sem_results(seg_logits)
+        kept_masks = None if keep is None else torch.cat(kept)
+        return self._to_sem_results(seg_logits), kept_masks
 
     @property
     def resize_first(self) -> bool:
@@ -534,12 +561,16 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             img_shape = meta['img_shape'][:2]
             out_shape = meta['ori_shape'][:2] if rescale else img_shape
             result = dict()
-            if self._cfg('semantic_on'):
-                result['sem_results'] = self.semantic_postprocess(
-                    cls_i, masks_i, input_shape, img_shape, out_shape)
             queries = self.needed_queries(cls_i)
-            needed_masks = self.resize_masks(masks_i[queries], input_shape,
-                                             img_shape, out_shape, True)
+            if self._cfg('semantic_on'):
+                result['sem_results'], needed_masks = \
+                    self.semantic_postprocess(
+                        cls_i, masks_i, input_shape, img_shape, out_shape,
+                        queries if self.resize_first else None)
+            else:
+                needed_masks = self.resize_masks(masks_i[queries],
+                                                 input_shape, img_shape,
+                                                 out_shape, True)
             if self._cfg('panoptic_on'):
                 result['pan_results'] = self.panoptic_postprocess(
                     cls_i, needed_masks, queries)

@@ -239,9 +239,14 @@ def _random_outputs(num_queries: int, num_classes: int):
             torch.rand(2, num_queries, 4), metas)
 
 
-def test_only_needed_masks_are_resized_with_identical_results(monkeypatch):
+@pytest.mark.parametrize('semantic_on', [False, True])
+def test_only_needed_masks_are_resized_with_identical_results(
+        monkeypatch, semantic_on):
     """Instance and panoptic results from the resized masks of the needed
-    queries only equal those computed from all Q resized masks."""
+    queries only (taken from the semantic map's chunks when it is on) equal
+    those computed from all Q resized masks."""
+    import mmmaskdino.models.seg_heads.maskdino_fusion_head as fusion
+    monkeypatch.setattr(fusion, 'SEMANTIC_CHUNK', 16)
     num_queries, things, stuff = 40, 4, 3
     cls, masks, boxes, metas = _random_outputs(num_queries, things + stuff)
     head = MaskDINOFusionHead(
@@ -249,7 +254,7 @@ def test_only_needed_masks_are_resized_with_identical_results(monkeypatch):
         num_stuff_classes=stuff,
         test_cfg=dict(
             PANOPTIC_CFG,
-            semantic_on=False,
+            semantic_on=semantic_on,
             object_mask_thr=0.85,
             iou_thr=0.2,
             max_per_image=10))
@@ -262,8 +267,8 @@ def test_only_needed_masks_are_resized_with_identical_results(monkeypatch):
     with torch.no_grad():
         results = head.predict(cls, masks, boxes, metas)
     needed = [len(head.needed_queries(c)) for c in cls]
-    assert resized_rows == needed
     assert all(0 < n < num_queries for n in needed)
+    assert resized_rows == ([16, 16, 8] * 2 if semantic_on else needed)
     for i, (result, meta) in enumerate(zip(results, metas)):
         shapes = (meta['batch_input_shape'], meta['img_shape'],
                   meta['ori_shape'])
