@@ -234,29 +234,41 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         if len(cur_classes) == 0:
             return panoptic_seg, segments_info
 
+        num_kept = len(cur_classes)
         winner = (cur_scores.view(-1, 1, 1) * cur_masks).argmax(0)
+        # Per kept query k: pixels it wins, its foreground (prob >= 0.5) and
+        # the pixels it wins inside its foreground, counted in a few passes
+        # instead of full-image tests per query; the segments of different
+        # queries are disjoint, so they are painted at once at the end.
+        won_foreground = cur_masks.gather(0, winner[None])[0] >= 0.5
+        wins_area = torch.bincount(winner.flatten(), minlength=num_kept)
+        original_area = (cur_masks >= 0.5).flatten(1).sum(1)
+        segment_area = torch.bincount(
+            winner[won_foreground], minlength=num_kept)
+        del cur_masks
+        segment_of_query = [0] * num_kept
         iou_thr = self._cfg('iou_thr')
         stuff_segment_ids = {}
-        for k, pred_class in enumerate(cur_classes):
-            wins = winner == k
-            foreground = cur_masks[k] >= 0.5
-            mask = wins & foreground
-            mask_area = int(wins.sum())
-            original_area = int(foreground.sum())
-            if mask_area == 0 or original_area == 0 or not bool(mask.any()):
+        for k, (pred_class, mask_area, area, segment) in enumerate(
+                zip(cur_classes, wins_area.tolist(), original_area.tolist(),
+                    segment_area.tolist())):
+            if mask_area == 0 or area == 0 or segment == 0:
                 continue
-            if mask_area / original_area < iou_thr:
+            if mask_area / area < iou_thr:
                 continue
             isthing = pred_class < self.num_things_classes
             if not isthing and pred_class in stuff_segment_ids:
-                panoptic_seg[mask] = stuff_segment_ids[pred_class]
+                segment_of_query[k] = stuff_segment_ids[pred_class]
                 continue
             segment_id = len(segments_info) + 1
             if not isthing:
                 stuff_segment_ids[pred_class] = segment_id
-            panoptic_seg[mask] = segment_id
+            segment_of_query[k] = segment_id
             segments_info.append(
                 dict(id=segment_id, isthing=isthing, category_id=pred_class))
+        lut = torch.tensor(
+            segment_of_query, dtype=torch.int32, device=winner.device)
+        panoptic_seg = torch.where(won_foreground, lut[winner], panoptic_seg)
         return panoptic_seg, segments_info
 
     def encode_panoptic(self, panoptic_seg: Tensor,
