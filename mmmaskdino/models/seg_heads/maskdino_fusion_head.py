@@ -242,7 +242,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         # queries are disjoint, so they are painted at once at the end.
         won_foreground = cur_masks.gather(0, winner[None])[0] >= 0.5
         wins_area = torch.bincount(winner.flatten(), minlength=num_kept)
-        original_area = (cur_masks >= 0.5).flatten(1).sum(1)
+        original_area = (cur_masks >= 0.5).to(cur_masks.dtype).flatten(1).sum(
+            1)  # float counts: summing floats is far faster than bools
         segment_area = torch.bincount(
             winner[won_foreground], minlength=num_kept)
         del cur_masks
@@ -382,9 +383,12 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         masks = mask_pred[unique_rows]
         binary = masks > 0
         if not self._cfg('focus_on_box'):
-            mask_quality = masks.sigmoid_().mul_(binary).flatten(1).sum(1) / (
-                binary.flatten(1).sum(1) + 1e-6)
+            # float 0/1 weights: summing floats is far faster than bools
+            weights = binary.to(masks.dtype).flatten(1)
+            mask_quality = masks.sigmoid_().flatten(1).mul_(weights).sum(1) / (
+                weights.sum(1) + 1e-6)
             scores = scores * mask_quality[inverse]
+            del weights
         del masks
         binary = binary[inverse]
 
