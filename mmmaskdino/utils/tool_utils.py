@@ -12,6 +12,8 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .cpu_allocator import retain_freed_memory
+
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Arguments every runner tool accepts."""
@@ -31,6 +33,12 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--default-malloc',
+        action='store_true',
+        help='on CPU, keep glibc\'s default of returning freed memory to '
+        'the system (by default the tools keep it for reuse, see '
+        'mmmaskdino.utils.cpu_allocator)')
     # torch.distributed.launch passes --local-rank (or --local_rank).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -97,6 +105,12 @@ def load_runner_config(args: argparse.Namespace) -> Config:
             logger='current',
             level=logging.WARNING)
     if not torch.cuda.is_available():
+        if not args.default_malloc and retain_freed_memory():
+            print_log(
+                'CPU run: freed memory is kept for reuse (glibc mallopt, '
+                'see mmmaskdino.utils.cpu_allocator; --default-malloc to '
+                'turn off)',
+                logger='current')
         env_cfg = cfg.setdefault('env_cfg', {})
         env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
         if cfg.launcher == 'pytorch':

@@ -37,7 +37,9 @@ of the losses) is printed per version: with the same weights and input
 they should agree, up to float rounding. The table and all figures,
 machine, load averages and command are printed and saved as JSON.
 ``--config`` (a file name in ``configs/maskdino`` of both trees),
-``--img-size`` and ``--batch-size`` override the case's settings.
+``--img-size`` and ``--batch-size`` override the case's settings;
+``--malloc retain`` runs both workers with freed memory kept for reuse, as
+``tools/train.py`` and ``tools/test.py`` do on CPU.
 """
 import argparse
 import json
@@ -101,6 +103,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--threads', type=int, default=1, help='torch threads per worker')
     parser.add_argument('--out', default='work_dirs/ab_benchmark/result.json')
+    parser.add_argument(
+        '--malloc',
+        choices=['default', 'retain'],
+        default='default',
+        help='allocator setting of both workers: glibc\'s default, or '
+        'freed memory kept for reuse as the tools do on CPU '
+        '(mmmaskdino.utils.cpu_allocator)')
     parser.add_argument('--config', help='config file name for every case')
     parser.add_argument('--img-size', type=int, nargs=2, metavar=('H', 'W'))
     parser.add_argument('--batch-size', type=int)
@@ -223,6 +232,12 @@ def _step_fn(model, batch: dict, train: bool):
 def worker(args: argparse.Namespace) -> None:
     """Serve ``step`` requests on stdin; one JSON line per step."""
     torch.set_num_threads(args.threads)
+    if args.malloc == 'retain':
+        # from this tree: the baseline may not have the helper
+        sys.path.insert(0, str(REPO / 'mmmaskdino' / 'utils'))
+        from cpu_allocator import retain_freed_memory
+        sys.path.pop(0)
+        assert retain_freed_memory(), 'glibc mallopt failed'
     root = Path(args.root)
     _import_version(root)
     case = case_settings(args)
@@ -269,7 +284,7 @@ class Worker:
                  args: argparse.Namespace) -> None:
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         overrides = []
-        for flag in ('config', 'img_size', 'batch_size'):
+        for flag in ('malloc', 'config', 'img_size', 'batch_size'):
             value = getattr(args, flag)
             if value:
                 overrides += [f"--{flag.replace('_', '-')}"] + [
@@ -377,7 +392,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     load_after = [round(x, 2) for x in os.getloadavg()]
     version_b = args.baseline_root or args.compare_to
     print(f'\nA = {REPO}, B = {baseline} ({version_b}); {args.threads} '
-          f"thread(s) per worker; load average before "
+          f'thread(s) per worker, malloc {args.malloc}; load average before '
           f"{before['load_average']}, after {load_after}\n")
     print(format_table(results))
     out.write_text(
@@ -386,6 +401,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
                 machine=before,
                 load_average_after=load_after,
                 baseline=str(baseline),
+                malloc=args.malloc,
                 results=results),
             indent=2))
     print(f'\nsaved {out}')

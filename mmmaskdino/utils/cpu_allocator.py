@@ -1,0 +1,43 @@
+# Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
+"""Keep freed memory in the process for CPU runs (glibc ``mallopt``).
+
+glibc serves every allocation above 32 MiB with a fresh ``mmap`` and returns
+it to the system when freed, so each large tensor of a step (the pixel
+decoder's ``(tokens, 2048)`` FFN activations, full-resolution masks) is
+page-faulted in again, 4 KiB at a time. On the 2-core benchmark machine that
+is about a third of an 800 x 1333 inference step (R50 instance model,
+``docs/benchmarks.md``). Raising the mmap and trim thresholds lets freed
+blocks be reused by the next step instead. The process then keeps its peak
+heap between steps; the peak itself does not grow.
+
+This is what ``MALLOC_MMAP_THRESHOLD_=2147483647
+MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_TOP_PAD_=1073741824`` set at start
+do; alternative allocators (tcmalloc, jemalloc via ``LD_PRELOAD``) have the
+same effect.
+"""
+import ctypes
+import ctypes.util
+import platform
+
+# mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_TOP_PAD = -2
+M_MMAP_THRESHOLD = -3
+LIMIT = 2**31 - 1  # mallopt takes an int
+TOP_PAD = 1 << 30
+
+
+def retain_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds for this process.
+
+    Returns:
+        bool: True if applied (Linux with glibc), False elsewhere.
+    """
+    if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    settings = ((M_MMAP_THRESHOLD, LIMIT), (M_TRIM_THRESHOLD, LIMIT),
+                (M_TOP_PAD, TOP_PAD))
+    return all(
+        libc.mallopt(param, ctypes.c_int(value)) == 1
+        for param, value in settings)
