@@ -19,7 +19,10 @@ both time the same head on the same input. After one untimed warm-up the
 parent alternates one step of A and one of B (A first in even pairs, B
 first in odd ones), so both see the same machine load; the ratio B / A is
 computed per pair. Each step's peak memory is its worker's peak resident
-set size (``VmHWM``, reset before the step) above the size before it.
+set size (``VmHWM``, reset before the step) above the size before it (the
+"step peak"), and the process's peak resident size itself (with
+``--malloc retain`` freed memory stays resident, so only the latter
+compares).
 
 Cases (the sizes of the official COCO recipe):
 
@@ -255,9 +258,14 @@ def worker(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         check = step()
         seconds = time.perf_counter() - start
-        peak = (_status_kib('VmHWM') - base) / 1024
+        hwm = _status_kib('VmHWM') / 1024
         print(
-            json.dumps(dict(seconds=seconds, peak_mib=peak, check=check)),
+            json.dumps(
+                dict(
+                    seconds=seconds,
+                    peak_mib=hwm - base / 1024,
+                    process_peak_mib=hwm,
+                    check=check)),
             flush=True)
 
 
@@ -339,6 +347,10 @@ def run_case(case: str, roots: Dict[str, Path], args: argparse.Namespace,
             w.close()
     seconds = {v: [s['seconds'] for s in steps[v]] for v in 'AB'}
     peaks = {v: max(s['peak_mib'] for s in steps[v]) for v in 'AB'}
+    process_peaks = {
+        v: max(s['process_peak_mib'] for s in steps[v])
+        for v in 'AB'
+    }
     ratios = [a / b for a, b in zip(seconds['A'], seconds['B'])]
     return dict(
         case=case,
@@ -350,7 +362,9 @@ def run_case(case: str, roots: Dict[str, Path], args: argparse.Namespace,
         time_ratio_median=statistics.median(ratios),
         time_ratio_range=[min(ratios), max(ratios)],
         peak_mib=peaks,
-        memory_ratio=peaks['A'] / peaks['B'],
+        memory_ratio=peaks['A'] / peaks['B'] if peaks['B'] > 0 else None,
+        process_peak_mib=process_peaks,
+        process_memory_ratio=process_peaks['A'] / process_peaks['B'],
         checks={v: steps[v][-1]['check']
                 for v in 'AB'})
 
@@ -359,16 +373,21 @@ def format_table(results: List[Dict[str, object]]) -> str:
     """Markdown table of the cases (A = this tree, B = the baseline)."""
     lines = [
         '| case | A median s | B median s | time A / B (median, range) | '
-        'peak MiB A | peak MiB B | memory A / B | check A | check B |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'
+        'step peak MiB A / B (ratio) | process peak MiB A / B (ratio) | '
+        'check A | check B |', '| --- | --- | --- | --- | --- | --- | --- '
+        '| --- |'
     ]
     for r in results:
         lo, hi = r['time_ratio_range']
+        peak, proc = r['peak_mib'], r['process_peak_mib']
+        ratio = '-' if r['memory_ratio'] is None else \
+            f"{r['memory_ratio']:.2f}"
         lines.append(
             f"| {r['case']} | {r['median_s']['A']:.2f} | "
             f"{r['median_s']['B']:.2f} | {r['time_ratio_median']:.2f} "
-            f"({lo:.2f}-{hi:.2f}) | {r['peak_mib']['A']:.0f} | "
-            f"{r['peak_mib']['B']:.0f} | {r['memory_ratio']:.2f} | "
+            f"({lo:.2f}-{hi:.2f}) | {peak['A']:.0f} / {peak['B']:.0f} "
+            f"({ratio}) | {proc['A']:.0f} / {proc['B']:.0f} "
+            f"({r['process_memory_ratio']:.2f}) | "
             f"{r['checks']['A']:.6g} | {r['checks']['B']:.6g} |")
     return '\n'.join(lines)
 

@@ -438,16 +438,26 @@ class MaskDINODecoder(BaseModule):
         return dict(pred_logits=logits, pred_boxes=boxes, pred_masks=masks)
 
     @classmethod
-    def _slice_sets(cls, predictions: dict, index: slice) -> List[dict]:
-        """Prediction sets restricted to the queries ``index`` (along dim 1).
+    def _split_sets(cls, predictions: dict,
+                    pad_size: int) -> Tuple[List[dict], List[dict]]:
+        """Prediction sets of the first ``pad_size`` (denoising) queries and
+        of the rest (matching queries).
+
+        Split, not sliced: the backward pass then concatenates the two
+        gradients instead of zero-filling a full-size gradient for each part
+        (for the ``(bs, Q, h, w)`` masks of every set).
+
+        Returns:
+            tuple[list[dict], list[dict]]: denoising and matching sets.
         """
-        return [
-            cls._prediction_set(logits[:, index], boxes[:, index],
-                                None if masks is None else masks[:, index])
-            for logits, boxes, masks in
-            zip(predictions['class_logits'], predictions['boxes'],
-                predictions['masks'])
-        ]
+        dn_sets, matching_sets = [], []
+        for tensors in zip(predictions['class_logits'], predictions['boxes'],
+                           predictions['masks']):
+            parts = [(None, None) if t is None else t.split(
+                [pad_size, t.shape[1] - pad_size], dim=1) for t in tensors]
+            dn_sets.append(cls._prediction_set(*(p[0] for p in parts)))
+            matching_sets.append(cls._prediction_set(*(p[1] for p in parts)))
+        return dn_sets, matching_sets
 
     def dn_aux_indices(self) -> List[int]:
         """Auxiliary prediction sets whose denoising queries are supervised.
@@ -500,7 +510,7 @@ class MaskDINODecoder(BaseModule):
             otherwise.
         """
         pad_size = 0 if dn is None else int(dn['dn_meta']['pad_size'])
-        matching_sets = self._slice_sets(predictions, slice(pad_size, None))
+        dn_sets, matching_sets = self._split_sets(predictions, pad_size)
         outputs = dict(
             **matching_sets[-1],
             aux_outputs=matching_sets[:-1],
@@ -514,7 +524,6 @@ class MaskDINODecoder(BaseModule):
             outputs['pred_logits'] = outputs['pred_logits'] + \
                 0.0 * self.denoising.label_enc.weight.sum()
             return outputs, dict(aux_indices=aux_indices)
-        dn_sets = self._slice_sets(predictions, slice(0, pad_size))
         return outputs, dict(
             **dn_sets[-1],
             aux_outputs=[dn_sets[i] for i in aux_indices],
