@@ -4,11 +4,13 @@
 glibc serves every allocation above 32 MiB with a fresh ``mmap`` and returns
 it to the system when freed, so each large tensor of a step (the pixel
 decoder's ``(tokens, 2048)`` FFN activations, full-resolution masks) is
-page-faulted in again, 4 KiB at a time. On the 2-core benchmark machine that
-is about a third of an 800 x 1333 inference step (R50 instance model,
-``docs/benchmarks.md``). Raising the mmap and trim thresholds lets freed
-blocks be reused by the next step instead. The process then keeps its peak
-heap between steps; the peak itself does not grow.
+page-faulted in again, 4 KiB at a time. Raising the mmap and trim thresholds
+lets freed blocks be reused by the next step instead. Measured on the 2-core
+benchmark machine (``docs/benchmarks.md``): R50 instance inference at
+800 x 1333, 9.7 -> 7.5 s per image; but panoptic inference was not faster
+(heap fragmentation grew its peak by 1.2 GiB), and the process keeps its peak
+heap between steps, so two 1024 x 1024 training processes no longer fit in
+23 GiB. It is therefore opt-in (``--retain-malloc`` of the tools).
 
 This is what ``MALLOC_MMAP_THRESHOLD_=2147483647
 MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_TOP_PAD_=1073741824`` set at start

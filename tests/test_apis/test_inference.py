@@ -1,5 +1,6 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
 """DetInferencer, ``mmmaskdino.apis`` and the demos on tiny shapes models."""
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -173,7 +174,8 @@ def _run_demo(script: str, argv: list, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize('task', ['panoptic', 'semantic'])
-def test_image_demo(task, tiny_models, shapes_root, tmp_path, monkeypatch):
+def test_image_demo(task, tiny_models, shapes_root, tmp_path, monkeypatch,
+                    capsys):
     cfg, ckpt = tiny_models[task]
     cfg_file = tmp_path / 'cfg.py'
     cfg.dump(str(cfg_file))
@@ -184,6 +186,9 @@ def test_image_demo(task, tiny_models, shapes_root, tmp_path, monkeypatch):
         str(ckpt), '--task', task, '--out-dir',
         str(tmp_path / 'out'), '--pred-score-thr', '0.5'
     ], monkeypatch)
+    speed = re.search(r'1 images in ([\d.]+) s: ([\d.]+) images/s',
+                      capsys.readouterr().out)
+    assert speed and float(speed.group(2)) > 0
     drawn = mmcv.imread(tmp_path / 'out/vis' / image.name)
     original = mmcv.imread(image)
     seg = mmcv.imread(tmp_path / 'out/preds' / f'{image.stem}_{task}_seg.png')

@@ -17,10 +17,9 @@ def test_backbone_features_have_the_backbone_shapes():
     from mmdet.models.backbones import ResNet
     backbone = ResNet(depth=18, out_indices=(0, 1, 2, 3))
     feats = backbone_features(backbone, 2, (100, 130))
-    assert [tuple(f.shape) for f in feats] == [(2, 64, 32, 40),
-                                               (2, 128, 16, 20),
-                                               (2, 256, 8, 10),
-                                               (2, 512, 4, 5)]
+    assert [tuple(f.shape)
+            for f in feats] == [(2, 64, 32, 40), (2, 128, 16, 20),
+                                (2, 256, 8, 10), (2, 512, 4, 5)]
     assert all((f >= 0).all() for f in feats)
     again = backbone_features(backbone, 2, (100, 130))
     assert all(torch.equal(a, b) for a, b in zip(feats, again))
@@ -35,8 +34,8 @@ def test_same_checkout_on_both_sides(tmp_path):
     output = run_python('tools/analysis_tools/ab_benchmark.py',
                         '--baseline-root', str(REPO), '--config',
                         'maskdino_r18-tiny_1xb4-2k_shapes.py', '--img-size',
-                        '96', '96', '--cases', 'instance', 'train',
-                        '--pairs', '2', '--out', str(out))
+                        '96', '96', '--cases', 'instance', 'train', '--pairs',
+                        '2', '--out', str(out))
     assert '| case | A median s |' in output
     result = json.loads(out.read_text())
     assert result['baseline'] == str(REPO)

@@ -79,13 +79,23 @@ def test_benchmark_json_has_all_fields(task, tmp_path):
     assert 11e6 < result['params'] < 13e6  # ResNet-18 + the tiny head
 
 
-def test_benchmark_whole_test_set(shapes_root, tmp_path):
+def test_benchmark_whole_test_set(shapes_root, tmp_path, capsys):
+    """The FPS protocol with its metafile row."""
     config = tmp_path / 'tiny.py'
     shapes_config(CONFIG.stem, shapes_root).dump(str(config))
     report = run_benchmark(
         str(config), tmp_path / 'test.json', '--data', 'test', '--iters', '0',
-        '--warmup', '1', '--no-flops')
+        '--warmup', '1', '--no-flops', '--metafile-row')
     (result, ) = report['results']
     assert result['data'] == 'test' and result['img_size'] is None
     assert result['iters'] == SHAPES_NUM_VAL  # batch 1, every val image
     assert result['latency_median_s'] > 0 and result['images_per_s'] > 0
+    out = capsys.readouterr().out
+    row = out[out.index(f'# {config}: peak memory'):].splitlines()[:7]
+    ms = result['latency_median_s'] * 1000
+    assert row[1] == f'- value: {ms:.1f}'
+    assert row[2].startswith('  hardware: ') and 'core' in row[2]
+    assert row[3:] == [
+        f"  backend: PyTorch {report['machine']['torch'].split('+')[0]}",
+        '  batch size: 1', '  mode: FP32', '  resolution: test set'
+    ]

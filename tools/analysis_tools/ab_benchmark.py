@@ -70,8 +70,7 @@ CASES = dict(
         img_size=(800, 1333),
         batch_size=1,
         train=False,
-        test_cfg=dict(instance_on=True, panoptic_on=False,
-                      semantic_on=False)),
+        test_cfg=dict(instance_on=True, panoptic_on=False, semantic_on=False)),
     panoptic=dict(
         configs=('maskdino_r50_4xb4-lsj-50e_coco-panoptic.py',
                  'maskdino_r50_8xb2-lsj-50e_coco-panoptic.py'),
@@ -116,7 +115,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--config', help='config file name for every case')
     parser.add_argument('--img-size', type=int, nargs=2, metavar=('H', 'W'))
     parser.add_argument('--batch-size', type=int)
-    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument(
+        '--worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--root', help=argparse.SUPPRESS)
     parser.add_argument('--case', help=argparse.SUPPRESS)
     parser.add_argument('--weights', help=argparse.SUPPRESS)
@@ -277,11 +277,10 @@ def baseline_checkout(rev: str) -> Path:
     path = REPO / 'work_dirs' / 'ab_benchmark' / rev
     if not path.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ['git', 'worktree', 'add', '--detach',
-             str(path), rev],
-            cwd=REPO,
-            check=True)
+        subprocess.run(['git', 'worktree', 'add', '--detach',
+                        str(path), rev],
+                       cwd=REPO,
+                       check=True)
     return path
 
 
@@ -296,8 +295,8 @@ class Worker:
             value = getattr(args, flag)
             if value:
                 overrides += [f"--{flag.replace('_', '-')}"] + [
-                    str(v) for v in (value if isinstance(value, list) else
-                                     [value])
+                    str(v)
+                    for v in (value if isinstance(value, list) else [value])
                 ]
         self.proc = subprocess.Popen(
             [

@@ -62,8 +62,8 @@ def _padded_value_table(value: Tensor, spatial_shapes: Tensor) -> Tensor:
     return torch.cat(padded, dim=1).view(-1, channels)
 
 
-def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor,
-                 bs: int, heads: int) -> Tuple[Tensor, Tensor, Tensor]:
+def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor, bs: int,
+                 heads: int) -> Tuple[Tensor, Tensor, Tensor]:
     """Table rows of the four neighbours of every sampling point, and the
     fractional offsets.
 
@@ -186,8 +186,10 @@ def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     # (levels, bs * heads, 1, nq, points)
     grids = (sampling_locations.permute(3, 0, 2, 1, 4, 5) * 2 - 1).reshape(
         num_levels, bs * heads, num_queries, num_points, 2).unbind(0)
-    weights = attention_weights.permute(3, 0, 2, 1, 4).reshape(
-        num_levels, bs * heads, 1, num_queries, num_points).unbind(0)
+    weights = attention_weights.permute(3, 0, 2, 1,
+                                        4).reshape(num_levels, bs * heads, 1,
+                                                   num_queries,
+                                                   num_points).unbind(0)
     out = 0
     for (h, w), level, grid, weight in zip(sizes, levels, grids, weights):
         # (bs, h * w, heads, C) -> (bs * heads, C, h, w)
@@ -299,8 +301,9 @@ class GatherMultiScaleDeformableAttention(MultiScaleDeformableAttention):
                level_start_index: Tensor, locations: Tensor,
                weights: Tensor) -> Tensor:
         """Sampling back-end: mmcv's CUDA kernel on CUDA; mmcv's
-        ``grid_sample`` path in ONNX export; :func:`grid_sample_deformable_attn`
-        under autograd; otherwise :func:`gather_deformable_attn`.
+        ``grid_sample`` path in ONNX export;
+        :func:`grid_sample_deformable_attn` under autograd; otherwise
+        :func:`gather_deformable_attn`.
 
         Returns:
             Tensor: ``(bs, nq, D)``.

@@ -13,9 +13,9 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ..utils import deformable_attention_cfg, ffn_cfg
-from .gather_deformable_attention import use_gather_attention
 from .box_ops import (MASK_BOX_TYPES, gen_encoder_output_proposals,
                       inverse_sigmoid, masks_to_refpoint_logits)
+from .gather_deformable_attention import use_gather_attention
 from .maskdino_decoder_layer import MaskDINOTransformerDecoder
 
 

@@ -161,7 +161,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         Returns:
             Tensor: Scores, shape (C, h, w).
         """
-        return torch.einsum('qc,qhw->chw', self._semantic_class_probs(mask_cls),
+        return torch.einsum('qc,qhw->chw',
+                            self._semantic_class_probs(mask_cls),
                             mask_pred.sigmoid())
 
     def _semantic_class_probs(self, mask_cls: Tensor) -> Tensor:
@@ -441,22 +442,23 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             Tensor: Shape (n, H0, W0) if ``crop`` else (n, H_pad, W_pad).
         """
         if len(masks) == 0:
-            return masks.new_zeros(
-                (0, *(out_shape if crop else input_shape)))
+            return masks.new_zeros((0, *(out_shape if crop else input_shape)))
         masks = F.interpolate(
-            masks[None], size=input_shape, mode='bilinear',
+            masks[None],
+            size=input_shape,
+            mode='bilinear',
             align_corners=False)[0]
         return self.crop_and_resize(masks, img_shape,
                                     out_shape) if crop else masks
 
     def semantic_postprocess(
-        self,
-        mask_cls: Tensor,
-        mask_pred: Tensor,
-        input_shape: Sequence[int],
-        img_shape: Sequence[int],
-        out_shape: Sequence[int],
-        keep: Optional[Tensor] = None
+            self,
+            mask_cls: Tensor,
+            mask_pred: Tensor,
+            input_shape: Sequence[int],
+            img_shape: Sequence[int],
+            out_shape: Sequence[int],
+            keep: Optional[Tensor] = None
     ) -> Tuple[PixelData, Optional[Tensor]]:
         """Semantic map at the output size from 1/4-resolution mask logits.
 
@@ -486,8 +488,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         seg_logits, kept = None, []
         for start in range(0, len(mask_pred), SEMANTIC_CHUNK):
             rows = slice(start, start + SEMANTIC_CHUNK)
-            masks = self.resize_masks(mask_pred[rows], input_shape,
-                                      img_shape, out_shape, resize_first)
+            masks = self.resize_masks(mask_pred[rows], input_shape, img_shape,
+                                      out_shape, resize_first)
             if keep is not None:
                 in_chunk = keep[(keep >= start)
                                 & (keep < start + SEMANTIC_CHUNK)] - start
@@ -501,8 +503,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             del masks, probs
         seg_logits = seg_logits.view(-1, *size)
         if not resize_first:
-            seg_logits = self.crop_and_resize(seg_logits, img_shape,
-                                              out_shape)
+            seg_logits = self.crop_and_resize(seg_logits, img_shape, out_shape)
         kept_masks = None if keep is None else torch.cat(kept)
         return self._to_sem_results(seg_logits), kept_masks
 
@@ -584,9 +585,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
                         cls_i, masks_i, input_shape, img_shape, out_shape,
                         queries if self.resize_first else None)
             else:
-                needed_masks = self.resize_masks(masks_i[queries],
-                                                 input_shape, img_shape,
-                                                 out_shape, True)
+                needed_masks = self.resize_masks(masks_i[queries], input_shape,
+                                                 img_shape, out_shape, True)
             if self._cfg('panoptic_on'):
                 result['pan_results'] = self.panoptic_postprocess(
                     cls_i, needed_masks, queries)

@@ -228,7 +228,8 @@ def _random_outputs(num_queries: int, num_classes: int):
     torch.manual_seed(0)
     metas = [
         dict(
-            batch_input_shape=(64, 96), img_shape=(50, 96),
+            batch_input_shape=(64, 96),
+            img_shape=(50, 96),
             ori_shape=(75, 144)),
         dict(
             batch_input_shape=(64, 96), img_shape=(64, 70),
@@ -274,8 +275,8 @@ def test_only_needed_masks_are_resized_with_identical_results(
                   meta['ori_shape'])
         all_masks = head.resize_masks(masks[i], *shapes, True)
         pan = head.panoptic_postprocess(cls[i], all_masks).sem_seg
-        ins = head.instance_postprocess(
-            cls[i], all_masks, head.rescale_boxes(boxes[i], *shapes))
+        ins = head.instance_postprocess(cls[i], all_masks,
+                                        head.rescale_boxes(boxes[i], *shapes))
         assert len(pan.unique()) > 2
         assert torch.equal(result['pan_results'].sem_seg, pan)
         assert 0 < len(ins) <= 10
@@ -295,8 +296,7 @@ def test_semantic_map_summed_over_query_chunks(monkeypatch, resize_first):
         num_things_classes=0,
         num_stuff_classes=5,
         test_cfg=dict(
-            SEMANTIC_CFG,
-            sem_seg_postprocess_before_inference=resize_first))
+            SEMANTIC_CFG, sem_seg_postprocess_before_inference=resize_first))
     with torch.no_grad():
         results = head.predict(cls, masks, boxes, metas)
     for i, (result, meta) in enumerate(zip(results, metas)):
