@@ -18,7 +18,8 @@ from argparse import ArgumentParser, Namespace
 
 from mmmaskdino.apis import (DEFAULT_SCORE_THR, TASK_FLAGS,
                              inference_on_folder, init_maskdino)
-from mmmaskdino.utils.cpu_allocator import retain_freed_memory
+from mmmaskdino.utils.cpu_allocator import (add_retain_malloc_arg,
+                                            retain_freed_memory)
 
 
 def parse_args() -> Namespace:
@@ -44,12 +45,7 @@ def parse_args() -> Namespace:
         '--palette',
         default='none',
         help="colours: 'none' (from checkpoint/config), 'random', 'coco', ...")
-    parser.add_argument(
-        '--retain-malloc',
-        action='store_true',
-        help='on CPU, keep freed memory for reuse instead of returning it '
-        'to the system (glibc mallopt, see mmmaskdino.utils.cpu_allocator): '
-        'faster instance inference, higher resident memory')
+    add_retain_malloc_arg(parser)
     parser.add_argument(
         '--no-save-pred',
         action='store_true',

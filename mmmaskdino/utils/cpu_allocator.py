@@ -17,6 +17,7 @@ MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_TOP_PAD_=1073741824`` set at start
 do; alternative allocators (tcmalloc, jemalloc via ``LD_PRELOAD``) have the
 same effect.
 """
+import argparse
 import ctypes
 import ctypes.util
 import platform
@@ -43,3 +44,13 @@ def retain_freed_memory() -> bool:
     return all(
         libc.mallopt(param, ctypes.c_int(value)) == 1
         for param, value in settings)
+
+
+def add_retain_malloc_arg(parser: argparse.ArgumentParser) -> None:
+    """The ``--retain-malloc`` option of the tools."""
+    parser.add_argument(
+        '--retain-malloc',
+        action='store_true',
+        help='on CPU, keep freed memory for reuse instead of returning it '
+        'to the system (glibc mallopt, see mmmaskdino.utils.cpu_allocator): '
+        'faster instance inference, higher resident memory')

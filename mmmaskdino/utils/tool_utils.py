@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .cpu_allocator import retain_freed_memory
+from .cpu_allocator import add_retain_malloc_arg, retain_freed_memory
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +33,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
-    parser.add_argument(
-        '--retain-malloc',
-        action='store_true',
-        help='on CPU, keep freed memory for reuse instead of returning it '
-        'to the system (glibc mallopt, see mmmaskdino.utils.cpu_allocator): '
-        'faster instance inference, higher resident memory')
+    add_retain_malloc_arg(parser)
     # torch.distributed.launch passes --local-rank (or --local_rank).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 

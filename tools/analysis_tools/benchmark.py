@@ -74,6 +74,9 @@ NUM_GT = 5
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    # imported here: ab_benchmark.py imports this module before choosing
+    # which checkout's mmmaskdino to import
+    from mmmaskdino.utils.cpu_allocator import add_retain_malloc_arg
     parser = argparse.ArgumentParser(
         description='Latency, memory and FLOPs of detector configs')
     parser.add_argument(
@@ -130,12 +133,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of every config')
-    parser.add_argument(
-        '--retain-malloc',
-        action='store_true',
-        help='on CPU, keep freed memory for reuse instead of returning it '
-        'to the system (glibc mallopt, see mmmaskdino.utils.cpu_allocator): '
-        'faster instance inference, higher resident memory')
+    add_retain_malloc_arg(parser)
     parser.add_argument(
         '--metafile-row',
         action='store_true',
