@@ -17,12 +17,14 @@ weight are the per-row weights of the bag of each (query, head). The result
 equals mmcv's up to float rounding (the order of the sums differs); points
 outside a map read the zero border, as ``grid_sample``'s zero padding.
 
-The gather path is used for CPU inference only. With autograd, mmcv's path
-is kept: at the training size (2 images of 1024 x 1024) ``embedding_bag``'s
-backward (a sort of all indices) and a scatter-add backward (``index_add_``)
-both took more than twice as long as ``grid_sample``'s (measured on the
-2-core CPU: 6.2 s against 2.5 s per encoder layer). CUDA uses mmcv's kernel,
-and ONNX export keeps the ``GridSample`` graph.
+The gather path is used for CPU inference only. With autograd,
+:func:`grid_sample_deformable_attn` (``grid_sample`` per level, as mmcv) is
+used instead: at the training size (2 images of 1024 x 1024)
+``embedding_bag``'s backward (a sort of all indices) and a scatter-add
+backward (``index_add_``) both took more than twice as long as
+``grid_sample``'s (measured on the 2-core CPU: 6.2 s against 2.5 s per
+encoder layer). CUDA uses mmcv's kernel, and ONNX export keeps mmcv's
+``GridSample`` graph.
 """
 from typing import Optional, Tuple
 
