@@ -141,6 +141,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             Tensor: Shape (N, H0, W0).
         """
         maps = maps[:, :img_shape[0], :img_shape[1]]
+        if maps.shape[-2:] == tuple(out_shape[:2]):
+            return maps  # bilinear resizing to the same size is the identity
         return F.interpolate(
             maps[None],
             size=tuple(out_shape[:2]),
@@ -425,9 +427,13 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             queries.append(self.panoptic_queries(mask_cls))
         return torch.cat(queries).unique()
 
-    def resize_masks(self, masks: Tensor, input_shape: Sequence[int],
-                     img_shape: Sequence[int], out_shape: Sequence[int],
-                     crop: bool) -> Tensor:
+    def resize_masks(self,
+                     masks: Tensor,
+                     input_shape: Sequence[int],
+                     img_shape: Sequence[int],
+                     out_shape: Sequence[int],
+                     crop: bool,
+                     out: Optional[Tensor] = None) -> Tensor:
         """Mask logits at 1/4 resolution to the padded input, then, if
         ``crop``, cropped to ``img_shape`` and resized to ``out_shape``.
 
@@ -437,17 +443,29 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             img_shape (Sequence[int]): Unpadded ``(h_img, w_img)``.
             out_shape (Sequence[int]): Output ``(H0, W0)``.
             crop (bool): Crop and resize to the output size.
+            out (Tensor, optional): Contiguous buffer of shape
+                (n, H_pad, W_pad) that receives the upsampled masks (the
+                same bilinear kernel as ``F.interpolate``).
 
         Returns:
             Tensor: Shape (n, H0, W0) if ``crop`` else (n, H_pad, W_pad).
         """
         if len(masks) == 0:
             return masks.new_zeros((0, *(out_shape if crop else input_shape)))
-        masks = F.interpolate(
-            masks[None],
-            size=input_shape,
-            mode='bilinear',
-            align_corners=False)[0]
+        if out is None:
+            masks = F.interpolate(
+                masks[None],
+                size=input_shape,
+                mode='bilinear',
+                align_corners=False)[0]
+        else:
+            masks = torch.ops.aten.upsample_bilinear2d.out(
+                masks[None],
+                list(input_shape),
+                False,
+                None,
+                None,
+                out=out[None])[0]
         return self.crop_and_resize(masks, img_shape,
                                     out_shape) if crop else masks
 
@@ -465,8 +483,9 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         :meth:`semantic_inference` accumulated over chunks of
         ``SEMANTIC_CHUNK`` queries, so that at most one chunk of
         full-resolution masks is alive (the official code holds all Q). The
-        map is computed at the output size when :attr:`resize_first`, else
-        at the padded size and then cropped and resized.
+        map is computed at the output size when :attr:`resize_first` and
+        the output size is not the unpadded input size, else at the padded
+        size and then cropped (and resized).
 
         Args:
             mask_cls (Tensor): Class logits, shape (Q, K).
@@ -482,26 +501,39 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             ``seg_logits`` (C, H0, W0), and the mask logits of ``keep``
             (n, H0, W0) (None without ``keep``).
         """
-        resize_first = self.resize_first
-        assert keep is None or resize_first
+        assert keep is None or self.resize_first
+        # Cropping commutes with the per-pixel product, so when the output
+        # is the unpadded input itself the map is computed on the padded
+        # masks and cropped once: no copy of every mask to the cropped size.
+        resize_first = self.resize_first and tuple(out_shape[:2]) != tuple(
+            img_shape[:2])
         class_probs = self._semantic_class_probs(mask_cls)
+        # One buffer for every chunk's upsampled masks: a fresh tensor of
+        # this size costs a page fault per page on each allocation.
+        upsampled = mask_pred.new_empty(
+            (min(len(mask_pred), SEMANTIC_CHUNK), *input_shape))
         seg_logits, kept = None, []
         for start in range(0, len(mask_pred), SEMANTIC_CHUNK):
             rows = slice(start, start + SEMANTIC_CHUNK)
             masks = self.resize_masks(mask_pred[rows], input_shape, img_shape,
-                                      out_shape, resize_first)
+                                      out_shape, resize_first,
+                                      upsampled[:len(mask_pred[rows])])
             if keep is not None:
                 in_chunk = keep[(keep >= start)
                                 & (keep < start + SEMANTIC_CHUNK)] - start
-                kept.append(masks[in_chunk])
+                kept.append(masks[in_chunk] if resize_first else self.
+                            crop_and_resize(masks[in_chunk], img_shape,
+                                            out_shape))
             size = masks.shape[-2:]
             probs = masks.sigmoid_().flatten(1)  # (n, h * w), in place
+            # pixel-major (h * w, C): the argmax over classes then reads
+            # contiguous rows, several times faster than across planes
             if seg_logits is None:
-                seg_logits = class_probs[rows].t() @ probs
+                seg_logits = probs.t() @ class_probs[rows]
             else:
-                seg_logits.addmm_(class_probs[rows].t(), probs)
+                seg_logits.addmm_(probs.t(), class_probs[rows])
             del masks, probs
-        seg_logits = seg_logits.view(-1, *size)
+        seg_logits = seg_logits.t().view(-1, *size)  # (C, h, w) view
         if not resize_first:
             seg_logits = self.crop_and_resize(seg_logits, img_shape, out_shape)
         kept_masks = None if keep is None else torch.cat(kept)

@@ -260,11 +260,11 @@ def test_only_needed_masks_are_resized_with_identical_results(
             iou_thr=0.2,
             max_per_image=10))
     resized_rows = []
-    crop_and_resize = MaskDINOFusionHead.crop_and_resize
+    resize_masks = MaskDINOFusionHead.resize_masks
     monkeypatch.setattr(
-        MaskDINOFusionHead, 'crop_and_resize',
-        staticmethod(lambda maps, *a: resized_rows.append(len(maps)) or
-                     crop_and_resize(maps, *a)))
+        MaskDINOFusionHead, 'resize_masks',
+        lambda self, maps, *a: resized_rows.append(len(maps)) or
+        resize_masks(self, maps, *a))
     with torch.no_grad():
         results = head.predict(cls, masks, boxes, metas)
     needed = [len(head.needed_queries(c)) for c in cls]
@@ -311,3 +311,29 @@ def test_semantic_map_summed_over_query_chunks(monkeypatch, resize_first):
         torch.testing.assert_close(
             sem.seg_logits, expected, rtol=1e-6, atol=1e-5)
         assert torch.equal(sem.sem_seg[0], expected.argmax(0))
+
+
+def test_resizing_shortcuts_equal_interpolate():
+    """Resizing to the cropped size itself returns the crop, bit for bit
+    what bilinear ``F.interpolate`` gives, and upsampling into a buffer
+    equals ``F.interpolate``."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    maps = torch.randn(3, 64, 96) * 10
+    crop = MaskDINOFusionHead.crop_and_resize(maps, (50, 70), (50, 70))
+    assert crop.data_ptr() == maps.data_ptr()  # a view, nothing resized
+    expected = F.interpolate(
+        maps[None, :, :50, :70],
+        size=(50, 70),
+        mode='bilinear',
+        align_corners=False)[0]
+    assert torch.equal(crop, expected)
+    head = MaskDINOFusionHead(num_things_classes=2, num_stuff_classes=0)
+    low = torch.randn(3, 16, 24)
+    buffer = torch.full((3, 64, 96), float('nan'))
+    into_buffer = head.resize_masks(low, (64, 96), (50, 70), (75, 105), False,
+                                    buffer)
+    assert into_buffer.data_ptr() == buffer.data_ptr()
+    assert torch.equal(into_buffer,
+                       head.resize_masks(low, (64, 96), (50, 70), (75, 105),
+                                         False))
