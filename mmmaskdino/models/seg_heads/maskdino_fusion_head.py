@@ -196,6 +196,31 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             sigmoid_scores > self._cfg('object_mask_thr'))
         return keep.nonzero()[:, 0]
 
+    @staticmethod
+    def winning_query(scores: Tensor, probs: Tensor) -> Tensor:
+        """Per pixel, the first ``k`` with the largest ``scores[k] *
+        probs[k]``: ``(scores.view(-1, 1, 1) * probs).argmax(0)``.
+
+        A running maximum over the planes reads each plane once; an argmax
+        across the planes of the full product was several times slower on
+        CPU (and needs the product at once).
+
+        Args:
+            scores (Tensor): Shape (n,), n >= 1.
+            probs (Tensor): Shape (n, h, w).
+
+        Returns:
+            Tensor: Indices into the n planes, shape (h, w), int64.
+        """
+        best = probs[0] * scores[0]
+        winner = torch.zeros(
+            best.shape, dtype=torch.long, device=probs.device)
+        for k in range(1, len(probs)):
+            value = probs[k] * scores[k]
+            winner.masked_fill_(value > best, k)
+            torch.maximum(best, value, out=best)
+        return winner
+
     def panoptic_inference(
             self,
             mask_cls: Tensor,
@@ -238,7 +263,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             return panoptic_seg, segments_info
 
         num_kept = len(cur_classes)
-        winner = (cur_scores.view(-1, 1, 1) * cur_masks).argmax(0)
+        winner = self.winning_query(cur_scores, cur_masks)
         # Per kept query k: pixels it wins, its foreground (prob >= 0.5) and
         # the pixels it wins inside its foreground, counted in a few passes
         # instead of full-image tests per query; the segments of different

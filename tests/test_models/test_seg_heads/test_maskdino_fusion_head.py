@@ -337,3 +337,19 @@ def test_resizing_shortcuts_equal_interpolate():
     assert torch.equal(into_buffer,
                        head.resize_masks(low, (64, 96), (50, 70), (75, 105),
                                          False))
+
+
+def test_winning_query_is_the_first_argmax():
+    """The running maximum equals the argmax of the product, ties included
+    (the first plane wins, as ``argmax`` returns the first maximum)."""
+    torch.manual_seed(0)
+    probs = torch.rand(6, 20, 30)
+    probs[4] = probs[1]  # exact ties between planes 1 and 4
+    scores = torch.tensor([0.3, 0.9, 0.5, 0.7, 0.9, 0.2])
+    winner = MaskDINOFusionHead.winning_query(scores, probs)
+    expected = (scores.view(-1, 1, 1) * probs).argmax(0)
+    assert torch.equal(winner, expected)
+    assert (winner == 1).any() and not (winner == 4).any()
+    assert torch.equal(
+        MaskDINOFusionHead.winning_query(scores[:1], probs[:1]),
+        torch.zeros(20, 30, dtype=torch.long))
