@@ -35,9 +35,8 @@ def test_models_share_hidden_size_256(name):
     assert _hidden_sizes(model) == {256}
     ffn_widths = {
         m.out_features
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and 'ffn' in n and m.out_features
-        not in (256, )
+        for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+        and 'ffn' in n and m.out_features not in (256, )
     }
     assert ffn_widths == {1024}, ffn_widths
     assert cfg.train_cfg.max_iters == 10 and cfg.train_cfg.val_interval == 5
@@ -82,14 +81,14 @@ def test_convergence_command_on_a_tiny_budget(shapes_root, tmp_path):
     """Mask DINO with two seeds run at once, 2 iterations, one evaluation,
     then timed: the JSON, table and plot."""
     out = tmp_path / 'convergence'
-    stdout = run_python('tools/analysis_tools/convergence.py', '--iters',
-                        '2', '--evals', '1', '--hidden', '64', '--seeds',
-                        '0', '1', '--jobs', '2', '--time-iters', '1',
-                        '--only', 'maskdino', '--work-dir', str(out),
-                        '--data-root', f'{shapes_root}/')
+    stdout = run_python('tools/analysis_tools/convergence.py', '--iters', '2',
+                        '--evals', '1', '--hidden', '64', '--seeds', '0', '1',
+                        '--jobs', '2', '--time-iters', '1', '--only',
+                        'maskdino', '--work-dir', str(out), '--data-root',
+                        f'{shapes_root}/')
     report = json.loads((out / 'convergence.json').read_text())
-    assert (report['iters'], report['hidden'],
-            report['seeds']) == (2, 64, [0, 1])
+    assert (report['iters'], report['hidden'], report['seeds']) == (2, 64,
+                                                                    [0, 1])
     seeds = report['results']['maskdino']
     assert set(seeds) == {'0', '1'}
     for seed, points in seeds.items():

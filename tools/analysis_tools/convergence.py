@@ -190,10 +190,9 @@ def build_dino(ref: Config, dims: int) -> Config:
     model.neck.in_channels = R18_CHANNELS[1:]
     model.encoder.num_layers = ENCODER_LAYERS
     model.encoder.layer_cfg.self_attn_cfg.num_heads = HEADS
-    model.encoder.layer_cfg.ffn_cfg.feedforward_channels = FFN_RATIO * DINO_DIMS
     model.decoder.num_layers = DECODER_LAYERS
-    model.decoder.layer_cfg.ffn_cfg.feedforward_channels = (
-        FFN_RATIO * DINO_DIMS)
+    for layer_cfg in (model.encoder.layer_cfg, model.decoder.layer_cfg):
+        layer_cfg.ffn_cfg.feedforward_channels = FFN_RATIO * DINO_DIMS
     model.bbox_head.num_classes = ref.model.panoptic_head.num_things_classes
     model.dn_cfg.group_cfg.num_dn_queries = (
         ref.model.panoptic_head.predictor.denoising.dn_num)
@@ -283,10 +282,9 @@ def markdown_table(summary: Dict[str, Dict[int, dict]],
     seconds = seconds or {}
     steps = sorted({s for points in summary.values() for s in points})
     lines = [
-        '| model | AP | seeds | ' + ' | '.join(f'iter {s}'
-                                               for s in steps) +
-        ' | s/iter (alone) |', '| --- | --- | --- |' + ' --- |' *
-        (len(steps) + 1)
+        '| model | AP | seeds | ' + ' | '.join(f'iter {s}' for s in steps) +
+        ' | s/iter (alone) |',
+        '| --- | --- | --- |' + ' --- |' * (len(steps) + 1)
     ]
     for name, points in summary.items():
         for key in METRICS:
@@ -379,8 +377,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         name: {
             seed: points
             for seed in args.seeds
-            if (points := collect_metrics(root / name / f'seed{seed}',
-                                          METRICS))
+            if (points := collect_metrics(root / name /
+                                          f'seed{seed}', METRICS))
         }
         for name in BUILDERS
     }
@@ -400,17 +398,22 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         hidden=args.hidden,
         seeds=args.seeds,
         results={
-            n: {str(seed): {str(s): v
-                            for s, v in p.items()}
-                for seed, p in seeds.items()}
+            n: {
+                str(seed): {
+                    str(s): v
+                    for s, v in p.items()
+                }
+                for seed, p in seeds.items()
+            }
             for n, seeds in results.items()
         },
         timings=timings)
     with open(root / 'convergence.json', 'w') as f:
         json.dump(report, f, indent=2)
-    table = markdown_table(
-        summary, {n: t['seconds_per_iter']
-                  for n, t in timings.items()})
+    table = markdown_table(summary, {
+        n: t['seconds_per_iter']
+        for n, t in timings.items()
+    })
     (root / 'convergence.md').write_text(table + '\n')
     plot(summary, root / 'convergence.png', args.hidden)
     print(table)

@@ -213,8 +213,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             Tensor: Indices into the n planes, shape (h, w), int64.
         """
         best = probs[0] * scores[0]
-        winner = torch.zeros(
-            best.shape, dtype=torch.long, device=probs.device)
+        winner = torch.zeros(best.shape, dtype=torch.long, device=probs.device)
         for k in range(1, len(probs)):
             value = probs[k] * scores[k]
             winner.masked_fill_(value > best, k)
@@ -535,8 +534,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         class_probs = self._semantic_class_probs(mask_cls)
         # One buffer for every chunk's upsampled masks: a fresh tensor of
         # this size costs a page fault per page on each allocation.
-        upsampled = mask_pred.new_empty(
-            (min(len(mask_pred), SEMANTIC_CHUNK), *input_shape))
+        upsampled = mask_pred.new_empty((min(len(mask_pred),
+                                             SEMANTIC_CHUNK), *input_shape))
         seg_logits, kept = None, []
         for start in range(0, len(mask_pred), SEMANTIC_CHUNK):
             rows = slice(start, start + SEMANTIC_CHUNK)
@@ -546,9 +545,9 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             if keep is not None:
                 in_chunk = keep[(keep >= start)
                                 & (keep < start + SEMANTIC_CHUNK)] - start
-                kept.append(masks[in_chunk] if resize_first else self.
-                            crop_and_resize(masks[in_chunk], img_shape,
-                                            out_shape))
+                kept.append(
+                    masks[in_chunk] if resize_first else self.
+                    crop_and_resize(masks[in_chunk], img_shape, out_shape))
             size = masks.shape[-2:]
             probs = masks.sigmoid_().flatten(1)  # (n, h * w), in place
             # pixel-major (h * w, C): the argmax over classes then reads

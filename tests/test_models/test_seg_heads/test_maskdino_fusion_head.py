@@ -263,8 +263,8 @@ def test_only_needed_masks_are_resized_with_identical_results(
     resize_masks = MaskDINOFusionHead.resize_masks
     monkeypatch.setattr(
         MaskDINOFusionHead, 'resize_masks',
-        lambda self, maps, *a: resized_rows.append(len(maps)) or
-        resize_masks(self, maps, *a))
+        lambda self, maps, *a: resized_rows.append(len(maps)) or resize_masks(
+            self, maps, *a))
     with torch.no_grad():
         results = head.predict(cls, masks, boxes, metas)
     needed = [len(head.needed_queries(c)) for c in cls]
@@ -334,9 +334,9 @@ def test_resizing_shortcuts_equal_interpolate():
     into_buffer = head.resize_masks(low, (64, 96), (50, 70), (75, 105), False,
                                     buffer)
     assert into_buffer.data_ptr() == buffer.data_ptr()
-    assert torch.equal(into_buffer,
-                       head.resize_masks(low, (64, 96), (50, 70), (75, 105),
-                                         False))
+    assert torch.equal(
+        into_buffer,
+        head.resize_masks(low, (64, 96), (50, 70), (75, 105), False))
 
 
 def test_winning_query_is_the_first_argmax():
