@@ -128,6 +128,13 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         return scores
 
     @staticmethod
+    def crop_is_output(img_shape: Sequence[int],
+                       out_shape: Sequence[int]) -> bool:
+        """Whether the unpadded input already has the output size, so that
+        the resize after the crop is the identity."""
+        return tuple(img_shape[:2]) == tuple(out_shape[:2])
+
+    @staticmethod
     def crop_and_resize(maps: Tensor, img_shape: Sequence[int],
                         out_shape: Sequence[int]) -> Tensor:
         """Crop padded maps to ``img_shape`` and resize them bilinearly.
@@ -141,7 +148,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             Tensor: Shape (N, H0, W0).
         """
         maps = maps[:, :img_shape[0], :img_shape[1]]
-        if maps.shape[-2:] == tuple(out_shape[:2]):
+        if MaskDINOFusionHead.crop_is_output(img_shape, out_shape):
             return maps  # bilinear resizing to the same size is the identity
         return F.interpolate(
             maps[None],
@@ -529,8 +536,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         # Cropping commutes with the per-pixel product, so when the output
         # is the unpadded input itself the map is computed on the padded
         # masks and cropped once: no copy of every mask to the cropped size.
-        resize_first = self.resize_first and tuple(out_shape[:2]) != tuple(
-            img_shape[:2])
+        resize_first = self.resize_first and not self.crop_is_output(
+            img_shape, out_shape)
         class_probs = self._semantic_class_probs(mask_cls)
         # One buffer for every chunk's upsampled masks: a fresh tensor of
         # this size costs a page fault per page on each allocation.
@@ -539,9 +546,9 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         seg_logits, kept = None, []
         for start in range(0, len(mask_pred), SEMANTIC_CHUNK):
             rows = slice(start, start + SEMANTIC_CHUNK)
-            masks = self.resize_masks(mask_pred[rows], input_shape, img_shape,
-                                      out_shape, resize_first,
-                                      upsampled[:len(mask_pred[rows])])
+            chunk = mask_pred[rows]
+            masks = self.resize_masks(chunk, input_shape, img_shape, out_shape,
+                                      resize_first, upsampled[:len(chunk)])
             if keep is not None:
                 in_chunk = keep[(keep >= start)
                                 & (keep < start + SEMANTIC_CHUNK)] - start
