@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.mmmaskdino-installed
 TORCH_VERSION ?= 2.13.0
 MMCV_VERSION  ?= 2.1.0
 PYTEST_ARGS   ?=
-MAIN_CONFIG   ?= configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py
+MAIN_CONFIG   ?= configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py
 MAIN_WORK_DIR ?= work_dirs/main
 
 .PHONY: install lint data test main clean-data

@@ -22,7 +22,7 @@ from tests.test_apis.utils import (changed_pixels, save_random_checkpoint,
                                    shapes_config)
 
 TASK_CONFIGS = {
-    'instance': 'maskdino_r18-tiny_1xb4-2k_shapes',
+    'instance': 'maskdino_r18-tiny_1xb4-2.2k_shapes',
     'panoptic': 'maskdino_r18-tiny_1xb4-2k_shapes-panoptic',
     'semantic': 'maskdino_r18-tiny_1xb4-2k_shapes-semantic',
 }

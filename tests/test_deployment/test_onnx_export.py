@@ -26,7 +26,7 @@ IMG_SIZE = 128
 def tiny_config(shapes_root: Path) -> Config:
     """The shapes instance config shrunk further: ResNet-18 with 16 base
     channels, hidden size 32, 20 queries, 1 encoder and 2 decoder layers."""
-    cfg = shapes_config('maskdino_r18-tiny_1xb4-2k_shapes', shapes_root)
+    cfg = shapes_config('maskdino_r18-tiny_1xb4-2.2k_shapes', shapes_root)
     cfg.model.backbone.base_channels = 16
     head = cfg.model.panoptic_head
     head.pixel_decoder.update(

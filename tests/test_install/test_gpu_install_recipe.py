@@ -75,7 +75,7 @@ def test_gpu_install_recipe_in_a_fresh_venv(tmp_path, shapes_root):
         f'. {venv}/bin/activate',
         f'cd {source_copy(tmp_path / "src")}',
         *commands,
-        'mim train mmmaskdino maskdino_r18-tiny_1xb4-2k_shapes.py '
+        'mim train mmmaskdino maskdino_r18-tiny_1xb4-2.2k_shapes.py '
         f'--work-dir {tmp_path}/work --data-root {shapes_root} '
         '--cfg-options train_cfg.max_iters=1 train_cfg.val_interval=10 '
         'default_hooks.logger.interval=1',
@@ -86,7 +86,7 @@ def test_gpu_install_recipe_in_a_fresh_venv(tmp_path, shapes_root):
                           timeout=1800)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
-    assert 'maskdino_r18-tiny_1xb4-2k_shapes' in proc.stdout  # mim search
+    assert 'maskdino_r18-tiny_1xb4-2.2k_shapes' in proc.stdout  # mim search
     assert list((tmp_path / 'work').glob('iter_1.pth'))
     assert re.search(r'Iter\(train\) \[1/1\].*loss: [\d.]+', output)
 

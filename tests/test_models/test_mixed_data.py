@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 
 from tests.test_apis.utils import shapes_config
 
-CONFIG = 'maskdino_r18-tiny_1xb4-2k_shapes-mixed'
+CONFIG = 'maskdino_r18-tiny_1xb4-2.2k_shapes-mixed'
 MASK_KEYS = ('loss_mask', 'loss_dice')
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from tests.conftest import REPO_ROOT
 
 CONFIG_FILES = dict(
-    instance='maskdino_r18-tiny_1xb4-2k_shapes.py',
+    instance='maskdino_r18-tiny_1xb4-2.2k_shapes.py',
     panoptic='maskdino_r18-tiny_1xb4-2k_shapes-panoptic.py',
     semantic='maskdino_r18-tiny_1xb4-2k_shapes-semantic.py',
     det='maskdino_r18-tiny_1xb4-2k_shapes-det.py')

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.test_reliability.utils import run_tool
 
-CONFIG = REPO_ROOT / 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py'
+CONFIG = REPO_ROOT / 'configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py'
 BENCHMARK = REPO_ROOT / 'tools/analysis_tools/memory_benchmark.py'
 
 

@@ -33,7 +33,7 @@ def test_same_checkout_on_both_sides(tmp_path):
     out = tmp_path / 'ab.json'
     output = run_python('tools/analysis_tools/ab_benchmark.py',
                         '--baseline-root', str(REPO), '--config',
-                        'maskdino_r18-tiny_1xb4-2k_shapes.py', '--img-size',
+                        'maskdino_r18-tiny_1xb4-2.2k_shapes.py', '--img-size',
                         '96', '96', '--cases', 'instance', 'train', '--pairs',
                         '2', '--out', str(out))
     assert '| case | A median s |' in output
@@ -44,8 +44,8 @@ def test_same_checkout_on_both_sides(tmp_path):
     assert set(cases) == {'instance', 'train'}
     for r in cases.values():
         assert r['configs'] == dict(
-            A='maskdino_r18-tiny_1xb4-2k_shapes.py',
-            B='maskdino_r18-tiny_1xb4-2k_shapes.py')
+            A='maskdino_r18-tiny_1xb4-2.2k_shapes.py',
+            B='maskdino_r18-tiny_1xb4-2.2k_shapes.py')
         assert [len(r['seconds'][v]) for v in 'AB'] == [2, 2]
         ratios = [a / b for a, b in zip(r['seconds']['A'], r['seconds']['B'])]
         assert min(ratios) == r['time_ratio_range'][0] > 0

@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT, SHAPES_NUM_VAL
 from tests.test_apis.utils import shapes_config
 
 SCRIPT = REPO_ROOT / 'tools/analysis_tools/benchmark.py'
-CONFIG = REPO_ROOT / 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py'
+CONFIG = REPO_ROOT / 'configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py'
 RESULT_FIELDS = ('config', 'task', 'device', 'batch_size', 'img_size', 'data',
                  'amp', 'warmup', 'iters', 'latency_median_s', 'latency_p90_s',
                  'latency_mean_s', 'images_per_s', 'peak_cpu_rss_mib',

@@ -12,7 +12,7 @@ from mmmaskdino.apis import dataset_meta_from_config
 from tests.test_apis.utils import save_random_checkpoint, shapes_config
 from tests.test_tools.e2e_utils import run_python
 
-NAME = 'maskdino_r18-tiny_1xb4-2k_shapes'
+NAME = 'maskdino_r18-tiny_1xb4-2.2k_shapes'
 
 
 def _features(model, size=128):

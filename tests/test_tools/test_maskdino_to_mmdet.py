@@ -198,7 +198,7 @@ def test_converter_records_class_names(official_panoptic_file, tmp_path):
 
 def test_converter_takes_class_names_from_the_config(official_file, tmp_path):
     config = Config.fromfile(
-        REPO_ROOT / 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py')
+        REPO_ROOT / 'configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py')
     spec = replace(TINY, num_classes=7)
     config.model = model_cfg(spec, num_things=7)
     config.test_dataloader.dataset.metainfo = dict(

@@ -21,7 +21,7 @@ from mmmaskdino.apis import list_models
 from tests.conftest import REPO_ROOT
 
 MIM = [sys.executable, '-m', 'mim']
-CONFIG = 'maskdino_r18-tiny_1xb4-2k_shapes.py'
+CONFIG = 'maskdino_r18-tiny_1xb4-2.2k_shapes.py'
 SOURCES = ('setup.py', 'README.md', 'LICENSE', 'MANIFEST.in',
            'model-index.yml', 'requirements', 'mmmaskdino', 'configs', 'tools',
            'demo')

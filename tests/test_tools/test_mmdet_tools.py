@@ -16,7 +16,7 @@ import torch
 from tests.official_keys import TINY, official_state_dict
 from tests.test_tools.e2e_utils import run_python
 
-CONFIG = 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py'
+CONFIG = 'configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py'
 
 
 def mim_run(tool: str, *args: str) -> str:

@@ -14,7 +14,7 @@ from tests.conftest import REPO_ROOT
 from tests.test_apis.utils import (changed_pixels, save_random_checkpoint,
                                    shapes_config)
 
-CONFIG = 'maskdino_r18-tiny_1xb4-2k_shapes'
+CONFIG = 'maskdino_r18-tiny_1xb4-2.2k_shapes'
 
 
 @pytest.fixture(scope='module')

@@ -8,7 +8,7 @@
         [--data-root DIR]
 
 The paper's Tables 9, 11, 13 and 15 at the scale of the bundled shapes data:
-Mask DINO as shipped (``configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py``)
+Mask DINO as shipped (``configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py``)
 and, one at a time, with a component removed (or, for the mask-enhanced
 anchors, which that config leaves off, added). Every variant trains for the
 same ``--iters`` iterations (the shipped schedule shortened, as in
@@ -32,7 +32,7 @@ from mmmaskdino.utils.study_utils import (REPO_ROOT, collect_metrics,
                                           train_in_subprocess)
 from mmmaskdino.utils.tool_utils import redirect_data_root
 
-BASE_CONFIG = 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py'
+BASE_CONFIG = 'configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py'
 METRICS = ('coco/segm_mAP', 'coco/bbox_mAP')
 BOX_COSTS = ('NormalizedBBoxL1Cost', 'NormalizedGIoUCost')
 MASK_COSTS = ('FastCrossEntropyLossCost', 'DiceCost')

@@ -18,7 +18,7 @@ gradient clipping 0.01, its learning rate divided by 10 at 85 % of
 every ``iters / evals`` iterations, once per seed of ``--seeds``; ``--jobs``
 runs that many trainings at once (give each ``OMP_NUM_THREADS=1``).
 
-Mask DINO is ``configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py`` with
+Mask DINO is ``configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py`` with
 its hidden size set to ``--hidden``. The peers are generated here from
 MMDetection's own configs
 (``mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py`` and
@@ -59,7 +59,7 @@ from mmmaskdino.utils.study_utils import (REPO_ROOT, collect_metrics,
                                           train_in_subprocess)
 from mmmaskdino.utils.tool_utils import redirect_data_root
 
-MASKDINO_CONFIG = 'configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py'
+MASKDINO_CONFIG = 'configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py'
 MASK2FORMER_CONFIG = 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py'
 DINO_CONFIG = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 

@@ -16,7 +16,7 @@ def _model_cfg(name: str):
 
 
 @pytest.mark.parametrize('name, semantic_ce', [
-    ('maskdino_r18-tiny_1xb4-2k_shapes', False),
+    ('maskdino_r18-tiny_1xb4-2.2k_shapes', False),
     ('maskdino_r18-tiny_1xb4-2k_shapes-semantic', True),
 ])
 def test_semantic_ce_follows_the_class_loss(name, semantic_ce):
@@ -33,7 +33,7 @@ def test_semantic_ce_follows_the_class_loss(name, semantic_ce):
 
 
 def test_switching_the_class_loss_switches_every_part():
-    cfg = _model_cfg('maskdino_r18-tiny_1xb4-2k_shapes')
+    cfg = _model_cfg('maskdino_r18-tiny_1xb4-2.2k_shapes')
     cfg.panoptic_head.criterion.loss_cls = dict(
         type='CrossEntropyLoss', use_sigmoid=False, loss_weight=4.0)
     model = MODELS.build(cfg)
@@ -53,7 +53,7 @@ def test_switching_the_class_loss_switches_every_part():
     ('test_cfg', 'semantic_ce', True),
 ])
 def test_contradictions_are_errors(where, key, value):
-    cfg = _model_cfg('maskdino_r18-tiny_1xb4-2k_shapes')
+    cfg = _model_cfg('maskdino_r18-tiny_1xb4-2.2k_shapes')
     target = cfg.test_cfg if where == 'test_cfg' else \
         cfg.panoptic_head[where]
     target[key] = value
@@ -69,7 +69,7 @@ def test_agreeing_repetition_is_accepted():
 
 
 def test_unknown_test_cfg_key_is_an_error():
-    cfg = _model_cfg('maskdino_r18-tiny_1xb4-2k_shapes')
+    cfg = _model_cfg('maskdino_r18-tiny_1xb4-2.2k_shapes')
     cfg.test_cfg.max_per_img = 50  # mmdet's spelling, not this head's
     with pytest.raises(ValueError, match='max_per_img'):
         MODELS.build(cfg)

@@ -4,7 +4,7 @@
 # 256 mask points, 64x64 LSJ crops, batch 2, no workers, no validation, a
 # loss record per iteration (window 1) and deterministic seeding. Set
 # `train_dataloader.dataset.data_root` on the command line.
-_base_ = '../../../configs/maskdino/maskdino_r18-tiny_1xb4-2k_shapes.py'
+_base_ = '../../../configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py'
 
 image_size = (64, 64)
 model = dict(

@@ -4,7 +4,7 @@
 # (annotations/instances_train_boxes.json, loaded without masks), the other
 # half boxes and masks (instances_train_masks.json). Mask and dice losses are
 # computed only for images with masks; box AP and mask AP are evaluated.
-_base_ = './maskdino_r18-tiny_1xb4-2k_shapes.py'
+_base_ = './maskdino_r18-tiny_1xb4-2.2k_shapes.py'
 
 data_root = {{_base_.data_root}}
 dataset_type = {{_base_.dataset_type}}
