@@ -6,11 +6,12 @@ Works with mmmaskdino configs and with stock MMDetection configs alike
 train and val data are checked before the Runner is built
 (:mod:`mmmaskdino.datasets.annotation_checks`)::
 
-    python tools/train.py configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py
-    python tools/train.py CONFIG --data-root data/bundled/coco/ # data
-    elsewhere python tools/train.py CONFIG --resume # latest checkpoint in
-    work_dir python tools/train.py CONFIG --resume PATH.pth # a given
-    checkpoint bash tools/dist_train.sh CONFIG 8 # distributed
+    python tools/train.py \
+        configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py
+    python tools/train.py CONFIG --data-root data/bundled/coco/  # elsewhere
+    python tools/train.py CONFIG --resume  # latest checkpoint in work_dir
+    python tools/train.py CONFIG --resume PATH.pth  # a given checkpoint
+    bash tools/dist_train.sh CONFIG 8  # distributed
 """
 import argparse
 

@@ -8,9 +8,10 @@
         [--data-root DIR]
 
 The paper's Tables 9, 11, 13 and 15 at the scale of the bundled shapes data:
-Mask DINO as shipped (``configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py``)
-and, one at a time, with a component removed (or, for the mask-enhanced
-anchors, which that config leaves off, added). Every variant trains for the
+Mask DINO as shipped
+(``configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes.py``) and, one at a
+time, with a component removed (or, for the mask-enhanced anchors, which that
+config leaves off, added). Every variant trains for the
 same ``--iters`` iterations (the shipped schedule shortened, as in
 ``convergence.py``) with each seed and is evaluated once on the val split.
 

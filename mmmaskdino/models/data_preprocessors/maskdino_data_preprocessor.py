@@ -16,10 +16,9 @@ class MaskDINODataPreprocessor(DetDataPreprocessor):
     ``DetDataPreprocessor.pad_gt_masks`` / ``pad_gt_sem_seg`` decide from the
     first sample of the batch whether the batch has masks / label maps: a
     box-only sample after one with masks fails, and the label maps after a
-    sample without one stay unpadded (mixed
-    detection/instance data such as
-    ``configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes-mixed.py``). Mask DINO
-    trains on such batches (the mask terms skip box-only images), so every
+    sample without one stay unpadded (mixed detection/instance data such as
+    ``configs/maskdino/maskdino_r18-tiny_1xb4-2.2k_shapes-mixed.py``). Mask
+    DINO trains on such batches (the mask terms skip box-only images), so every
     sample is looked at. Everything else is ``DetDataPreprocessor``'s; the
     head relies on this padding (it checks the sizes).
     """
