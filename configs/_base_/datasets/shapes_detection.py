@@ -5,24 +5,7 @@ _base_ = './shapes_instance.py'
 image_size = {{_base_.image_size}}
 backend_args = {{_base_.backend_args}}
 
-train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='RandomResize',
-        scale=image_size,
-        ratio_range=(0.75, 1.5),
-        keep_ratio=True),
-    dict(
-        type='RandomCrop',
-        crop_size=image_size,
-        crop_type='absolute',
-        recompute_bbox=True,
-        allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='PackDetInputs')
-]
+train_pipeline = {{_base_.box_train_pipeline}}
 test_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
     dict(type='Resize', scale=image_size, keep_ratio=True),

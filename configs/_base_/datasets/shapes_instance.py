@@ -7,11 +7,9 @@ data_root = 'data/shapes/'
 backend_args = None
 image_size = (128, 128)
 
-train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+# small-scale version of large scale jittering (LSJ)
+shapes_augmentation = [
     dict(type='RandomFlip', prob=0.5),
-    # small-scale version of large scale jittering (LSJ)
     dict(
         type='RandomResize',
         scale=image_size,
@@ -23,7 +21,21 @@ train_pipeline = [
         crop_type='absolute',
         recompute_bbox=True,
         allow_negative_crop=True),
+]
+train_pipeline = [
+    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    *shapes_augmentation,
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
+    dict(type='PackDetInputs')
+]
+# boxes-only training (the *_shapes-det config and the box-only half of
+# *_shapes-mixed)
+box_train_pipeline = [
+    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
+    *shapes_augmentation,
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
