@@ -11,24 +11,21 @@ dataset_type = {{_base_.dataset_type}}
 backend_args = {{_base_.backend_args}}
 metainfo = {{_base_.shapes_thing_metainfo}}
 
+shapes_train_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    metainfo=metainfo,
+    data_prefix=dict(img='images/train/'),
+    filter_cfg=dict(filter_empty_gt=False),
+    backend_args=backend_args)
 box_dataset = dict(
-    type=dataset_type,
-    data_root=data_root,
-    metainfo=metainfo,
+    shapes_train_dataset,
     ann_file='annotations/instances_train_boxes.json',
-    data_prefix=dict(img='images/train/'),
-    filter_cfg=dict(filter_empty_gt=False),
-    pipeline={{_base_.box_train_pipeline}},
-    backend_args=backend_args)
+    pipeline={{_base_.box_train_pipeline}})
 mask_dataset = dict(
-    type=dataset_type,
-    data_root=data_root,
-    metainfo=metainfo,
+    shapes_train_dataset,
     ann_file='annotations/instances_train_masks.json',
-    data_prefix=dict(img='images/train/'),
-    filter_cfg=dict(filter_empty_gt=False),
-    pipeline={{_base_.train_pipeline}},
-    backend_args=backend_args)
+    pipeline={{_base_.train_pipeline}})
 
 # A batch may hold images with and without masks: MaskDINODataPreprocessor (the
 # base config's) pads the masks of the images that have them.
