@@ -1,5 +1,5 @@
 # Copyright (c) mmmaskdino contributors. Licensed under the Apache License 2.0.
-"""Train a detector with MMEngine's Runner.
+r"""Train a detector with MMEngine's Runner.
 
 Works with mmmaskdino configs and with stock MMDetection configs alike
 (``mmdet::path/in/mmdet/configs.py`` or a file). The annotation files of the

@@ -129,3 +129,18 @@ def test_generator_splits_train_into_box_and_mask_halves(shapes_root):
         'segmentation' not in a and len(a['bbox']) == 4
         for a in boxes['annotations'])
     assert all('segmentation' in a for a in masks['annotations'])
+
+
+def test_both_halves_share_the_augmentation(cfg):
+    """The box-only and the mask half go through the same flip, scale jitter
+    (0.75-1.5) and crop; only loading and filtering differ."""
+    box, mask = cfg.train_dataloader.dataset.datasets
+    assert box.ann_file == 'annotations/instances_train_boxes.json'
+    assert mask.ann_file == 'annotations/instances_train_masks.json'
+    assert box.pipeline[2:-2] == mask.pipeline[2:-2]
+    assert [t['type'] for t in box.pipeline[2:-2]
+            ] == ['RandomFlip', 'RandomResize', 'RandomCrop']
+    assert box.pipeline[3]['ratio_range'] == (0.75, 1.5)
+    assert box.pipeline[1] == dict(
+        type='LoadAnnotations', with_bbox=True, with_mask=False)
+    assert mask.pipeline[1]['with_mask'] is True
