@@ -7,6 +7,8 @@ from mmcv.ops.multi_scale_deform_attn import \
     multi_scale_deformable_attn_pytorch
 from torch import nn
 
+from mmmaskdino.models.layers import gather_deformable_attention as \
+    gather_module
 from mmmaskdino.models.layers.gather_deformable_attention import (
     GatherMultiScaleDeformableAttention, gather_deformable_attn,
     grid_sample_deformable_attn, use_gather_attention)
@@ -32,7 +34,12 @@ def test_gather_equals_mmcv(bs):
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
 
 
-def test_training_path_equals_mmcv_with_gradients():
+# 2 images x 4 heads x 8 channels x 3 points = 192 samples per query: one
+# chunk of all 11 queries, or chunks of 4, 4 and 3 queries.
+@pytest.mark.parametrize('samples_per_chunk', [2**22, 4 * 192])
+def test_training_path_equals_mmcv_with_gradients(samples_per_chunk,
+                                                   monkeypatch):
+    monkeypatch.setattr(gather_module, 'SAMPLES_PER_CHUNK', samples_per_chunk)
     value, shapes, locations, weights = _inputs(2)
     results = []
     for fn in (multi_scale_deformable_attn_pytorch,
