@@ -13,6 +13,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ..utils import deformable_attention_cfg, ffn_cfg
+from .factorised_masks import FactorisedMasks
 from .box_ops import (MASK_BOX_TYPES, gen_encoder_output_proposals,
                       inverse_sigmoid, masks_to_refpoint_logits)
 from .gather_deformable_attention import use_gather_attention
@@ -172,7 +173,7 @@ class MaskDINODecoder(BaseModule):
                 4)``, ``attn_mask (P + Q, P + Q)``, ``dn_meta``.
             output_set (str | int): In eval, the prediction set whose masks
                 are computed (the other sets have ``pred_masks`` None; in
-                training every set has masks): ``'interm'`` (the selected
+                training every set has :class:`FactorisedMasks`): ``'interm'`` (the selected
                 encoder tokens) or an index into the prediction sets (the
                 initial prediction first if ``initial_pred``, then decoder
                 layers 1 .. L; negative from the end). Defaults to -1, the
@@ -296,6 +297,9 @@ class MaskDINODecoder(BaseModule):
         if self.initialize_box_type == 'no':
             refpoint_logits = refpoint_undetach.detach()
         else:
+            if isinstance(interm_masks, FactorisedMasks):
+                with torch.no_grad():
+                    interm_masks = interm_masks.dense()
             refpoint_logits = masks_to_refpoint_logits(
                 interm_masks, self.initialize_box_type)
         return dict(
@@ -326,11 +330,17 @@ class MaskDINODecoder(BaseModule):
                           dim=1), dn['attn_mask'])
 
     def forward_heads(
-            self,
-            x: Tensor,
-            mask_features: Tensor,
-            pred_mask: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
+        self,
+        x: Tensor,
+        mask_features: Tensor,
+        pred_mask: bool = True
+    ) -> Tuple[Tensor, Union[Tensor, FactorisedMasks, None]]:
         """Class and mask heads on ``decoder_norm(x)``.
+
+        In training the masks stay factorised (:class:`FactorisedMasks`): the
+        criterion reads them only through point samples and the matched
+        queries, so the full-resolution logits of every query are never
+        formed.
 
         Args:
             x (Tensor): ``(bs, nq, D)`` queries (decoder-layer outputs are
@@ -339,16 +349,15 @@ class MaskDINODecoder(BaseModule):
             pred_mask (bool): Whether to compute the masks.
 
         Returns:
-            tuple[Tensor, Tensor | None]: logits ``(bs, nq, K)`` and masks
-            ``(bs, nq, h4, w4)``.
+            tuple: logits ``(bs, nq, K)`` and masks ``(bs, nq, h4, w4)``
+            (:class:`FactorisedMasks` of that shape in training).
         """
         x = self.decoder_norm(x)
         logits = self.class_embed(x)
         if not pred_mask:
             return logits, None
-        masks = torch.einsum('bqc,bchw->bqhw', self.mask_embed(x),
-                             mask_features)
-        return logits, masks
+        masks = FactorisedMasks(self.mask_embed(x), mask_features)
+        return logits, masks if self.training else masks.dense()
 
     def forward_decoder(self,
                         query: Tensor,
@@ -444,8 +453,7 @@ class MaskDINODecoder(BaseModule):
         of the rest (matching queries).
 
         Split, not sliced: the backward pass then concatenates the two
-        gradients instead of zero-filling a full-size gradient for each part
-        (for the ``(bs, Q, h, w)`` masks of every set).
+        gradients instead of zero-filling a full-size gradient for each part.
 
         Returns:
             tuple[list[dict], list[dict]]: denoising and matching sets.

@@ -5,14 +5,17 @@ fixed DN assignment.
 The per-term math is mmdet's (``HungarianAssigner`` with
 ``FocalLossCost``/``DiceCost`` and the BCE and normalised box costs of
 ``match_costs.py``; ``FocalLoss``, ``CrossEntropyLoss``, ``DiceLoss``,
-``L1Loss``, ``GIoULoss``; mmdet's uncertainty point sampling). This module owns
-what mmdet
-has no equivalent for: the bookkeeping over final, auxiliary, interm and
-    denoising sets (mmdet's DINO
-head has no mask terms and assumes contrastive DN groups), box-only images and
-decoupled stuff boxes.
+``L1Loss``, ``GIoULoss``; mmdet's uncertainty point sampling). This module
+owns what mmdet has no equivalent for: the bookkeeping over final, auxiliary,
+interm and denoising sets (mmdet's DINO head has no mask terms and assumes
+contrastive DN groups), box-only images and decoupled stuff boxes.
+
+In training the decoder hands over its masks as :class:`FactorisedMasks`:
+matching samples the mask features at the shared points, and the loss forms
+the full-resolution logits of the matched queries only (equal to the
+official full computation up to float rounding).
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmcv.ops import point_sample
@@ -24,6 +27,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..layers.factorised_masks import FactorisedMasks
 from ..task_modules import \
     match_costs  # noqa: F401  (registers the default box costs)
 from ..utils import uses_softmax_classes
@@ -83,6 +87,22 @@ def point_sample_by_index(masks: Tensor, index: Tensor,
     values = coords.new_empty(coords.shape[:2])
     values[order] = sampled[sorted_index, rank].to(values.dtype)
     return values
+
+
+def sample_mask_points(masks: Union[Tensor, FactorisedMasks],
+                       points: Tensor) -> Tensor:
+    """Mask logits at points shared by the queries of each image.
+
+    Args:
+        masks (Tensor | FactorisedMasks): ``(bs, Q, h, w)`` logits.
+        points (Tensor): ``(bs, N, 2)`` points in ``[0, 1]``.
+
+    Returns:
+        Tensor: ``(bs, Q, N)``.
+    """
+    if isinstance(masks, FactorisedMasks):
+        return masks.point_sample(points)
+    return point_sample(masks, points)
 
 
 @MODELS.register_module()
@@ -194,7 +214,8 @@ class MaskDINOLoss(BaseModule):
 
         Args:
             outputs (dict): Final prediction set (``pred_logits (bs, Q, K)``,
-                ``pred_boxes (bs, Q, 4)``, ``pred_masks (bs, Q, h, w)``) plus
+                ``pred_boxes (bs, Q, 4)``, ``pred_masks (bs, Q, h, w)``, a
+                tensor or the decoder's :class:`FactorisedMasks`) plus
                 ``aux_outputs`` (list of sets) and ``interm_outputs`` (set or
                 None).
             dn_outputs (dict, optional): The decoder's denoising outputs:
@@ -306,7 +327,8 @@ class MaskDINOLoss(BaseModule):
             masks = preds['pred_masks'].float()
             bs, num_preds = logits.shape[:2]
             points = torch.rand(bs, self.num_points, 2, device=device)
-            point_logits = point_sample(masks, points)  # (bs, Q, num_points)
+            point_logits = sample_mask_points(masks,
+                                              points)  # (bs, Q, num_points)
             pairs = []
             for b, gt in enumerate(batch_gt_instances):
                 if 'masks' in gt:
@@ -314,8 +336,8 @@ class MaskDINOLoss(BaseModule):
                     gt_masks = point_sample(gt.masks[None].float(),
                                             points[b:b + 1])[0]
                 else:
-                    pred_masks = masks.new_zeros(num_preds, 1)
-                    gt_masks = masks.new_zeros(len(gt), 1)
+                    pred_masks = logits.new_zeros(num_preds, 1)
+                    gt_masks = logits.new_zeros(len(gt), 1)
                 pred_instances = InstanceData(
                     scores=logits[b], bboxes=boxes[b], masks=pred_masks)
                 gt_instances = InstanceData(
@@ -451,7 +473,7 @@ class MaskDINOLoss(BaseModule):
                 bbox_cxcywh_to_xyxy(gt_boxes),
                 avg_factor=num_gts))
 
-    def _loss_masks(self, pred_masks: Tensor,
+    def _loss_masks(self, pred_masks: Union[Tensor, FactorisedMasks],
                     batch_gt_instances: List[InstanceData],
                     assignment: Assignment,
                     num_gt_masks: float) -> Dict[str, Tensor]:
@@ -459,7 +481,8 @@ class MaskDINOLoss(BaseModule):
         masks.
 
         Args:
-            pred_masks (Tensor): ``(bs, n, h, w)`` mask logits.
+            pred_masks (Tensor | FactorisedMasks): ``(bs, n, h, w)`` mask
+                logits; only those of the assigned pairs are formed.
             batch_gt_instances (list[InstanceData]): GT per image.
             assignment (Assignment): Assigned pairs.
             num_gt_masks (float): Normaliser.
