@@ -46,6 +46,26 @@ def retain_freed_memory() -> bool:
         for param, value in settings)
 
 
+def release_freed_memory() -> bool:
+    """Return the free parts of the heap to the system (glibc
+    ``malloc_trim(0)``).
+
+    Temporaries below the mmap threshold (e.g. the chunked deformable
+    attention and FFN of training) come from the heap, and freed heap memory
+    between live blocks stays resident. Benchmarks that keep several
+    processes alive call this between steps so that an idle process holds
+    only its live tensors.
+
+    Returns:
+        bool: True if called (Linux with glibc), False elsewhere.
+    """
+    if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    libc.malloc_trim(ctypes.c_size_t(0))
+    return True
+
+
 def add_retain_malloc_arg(parser: argparse.ArgumentParser) -> None:
     """The ``--retain-malloc`` option of the tools."""
     parser.add_argument(

@@ -22,7 +22,9 @@ computed per pair. Each step's peak memory is its worker's peak resident
 set size (``VmHWM``, reset before the step) above the size before it (the
 "step peak"), and the process's peak resident size itself (with
 ``--malloc retain`` freed memory stays resident, so only the latter
-compares).
+compares). With the default allocator each worker returns its free heap
+memory to the system (``malloc_trim``) before every timed step, outside the
+timing.
 
 Cases (the sizes of the official COCO recipe):
 
@@ -235,11 +237,11 @@ def _step_fn(model, batch: dict, train: bool):
 def worker(args: argparse.Namespace) -> None:
     """Serve ``step`` requests on stdin; one JSON line per step."""
     torch.set_num_threads(args.threads)
+    # from this tree: the baseline may not have the helpers
+    sys.path.insert(0, str(REPO / 'mmmaskdino' / 'utils'))
+    from cpu_allocator import release_freed_memory, retain_freed_memory
+    sys.path.pop(0)
     if args.malloc == 'retain':
-        # from this tree: the baseline may not have the helper
-        sys.path.insert(0, str(REPO / 'mmmaskdino' / 'utils'))
-        from cpu_allocator import retain_freed_memory
-        sys.path.pop(0)
         assert retain_freed_memory(), 'glibc mallopt failed'
     root = Path(args.root)
     _import_version(root)
@@ -253,6 +255,12 @@ def worker(args: argparse.Namespace) -> None:
     for line in sys.stdin:
         if line.strip() != 'step':
             break
+        if args.malloc == 'default':
+            # An idle worker keeps only its live tensors (freed heap blocks
+            # of the previous step would stay resident while the other
+            # version's worker steps); the timed step then starts as a
+            # fresh process's would.
+            release_freed_memory()
         _reset_cpu_peak()
         base = _status_kib('VmRSS')
         start = time.perf_counter()

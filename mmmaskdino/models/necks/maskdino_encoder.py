@@ -15,6 +15,7 @@ from mmengine.model import BaseModule, caffe2_xavier_init, xavier_init
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from ..layers.chunked_ffn import use_chunked_ffn
 from ..layers.gather_deformable_attention import use_gather_attention
 from ..utils import deformable_attention_cfg, ffn_cfg
 
@@ -113,6 +114,7 @@ class MaskDINOEncoder(BaseModule):
                 ffn_cfg=ffn_cfg(feat_channels, ffn_channels),
                 norm_cfg=dict(type='LN')))
         use_gather_attention(self.encoder)
+        use_chunked_ffn(self.encoder)
         # N(0, 1) as the official init, so a model is usable even before
         # init_weights() (e.g. when weights are loaded afterwards)
         self.level_embed = nn.Parameter(
