@@ -51,8 +51,9 @@ class FactorisedMasks:
         """The dtype of the embeddings (the logits' under autocast)."""
         return self.embeds.dtype
 
-    def split(self, sizes: Sequence[int], dim: int = 1) -> List[
-            'FactorisedMasks']:
+    def split(self,
+              sizes: Sequence[int],
+              dim: int = 1) -> List['FactorisedMasks']:
         """Split the queries, as ``Tensor.split`` along ``dim=1``."""
         assert dim == 1, 'only the query dimension can be split'
         return [
@@ -105,8 +106,8 @@ class FactorisedMasks:
         if not parts:
             return self.embeds.new_zeros(0, *self.features.shape[2:])
         logits = torch.cat(parts)
-        if not torch.equal(order,
-                           torch.arange(len(order), device=order.device)):
+        if not torch.equal(order, torch.arange(
+                len(order), device=order.device)):
             # back from image order to the order of the pairs
             logits = logits[order.argsort()]
         return logits.view(len(batch_idx), *self.features.shape[2:])

@@ -195,8 +195,8 @@ def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     # (bs, h * w, heads, C) -> (bs * heads, C, h, w) per level
     levels = [
         level.permute(0, 2, 3, 1).reshape(bs * heads, channels, h, w)
-        for level, (h, w) in zip(
-            value.split([h * w for h, w in sizes], dim=1), sizes)
+        for level, (
+            h, w) in zip(value.split([h * w for h, w in sizes], dim=1), sizes)
     ]
     # level first, so that each level's grid and weights are contiguous:
     # (levels, bs * heads, nq, points, 2) in [-1, 1] and
@@ -222,8 +222,8 @@ def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
             out = out + (sampled * weight).sum(-1)
         outs.append(out)
     # (bs * heads, C, nq) -> (bs, nq, heads * C)
-    return torch.cat(outs, dim=2).view(bs, heads * channels,
-                                       num_queries).transpose(1, 2)
+    return torch.cat(
+        outs, dim=2).view(bs, heads * channels, num_queries).transpose(1, 2)
 
 
 class GatherMultiScaleDeformableAttention(MultiScaleDeformableAttention):

@@ -13,9 +13,9 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ..utils import deformable_attention_cfg, ffn_cfg
-from .factorised_masks import FactorisedMasks
 from .box_ops import (MASK_BOX_TYPES, gen_encoder_output_proposals,
                       inverse_sigmoid, masks_to_refpoint_logits)
+from .factorised_masks import FactorisedMasks
 from .gather_deformable_attention import use_gather_attention
 from .maskdino_decoder_layer import MaskDINOTransformerDecoder
 
@@ -173,11 +173,11 @@ class MaskDINODecoder(BaseModule):
                 4)``, ``attn_mask (P + Q, P + Q)``, ``dn_meta``.
             output_set (str | int): In eval, the prediction set whose masks
                 are computed (the other sets have ``pred_masks`` None; in
-                training every set has :class:`FactorisedMasks`): ``'interm'`` (the selected
-                encoder tokens) or an index into the prediction sets (the
-                initial prediction first if ``initial_pred``, then decoder
-                layers 1 .. L; negative from the end). Defaults to -1, the
-                last decoder layer.
+                training every set has :class:`FactorisedMasks`):
+                ``'interm'`` (the selected encoder tokens) or an index into
+                the prediction sets (the initial prediction first if
+                ``initial_pred``, then decoder layers 1 .. L; negative from
+                the end). Defaults to -1, the last decoder layer.
 
         Returns:
             tuple[dict, dict | None]: ``outputs`` (final prediction set +

@@ -11,8 +11,9 @@ def _masks(requires_grad: bool = False) -> FactorisedMasks:
     g = torch.Generator().manual_seed(0)
     embeds = torch.randn(2, 7, 5, generator=g)
     features = torch.randn(2, 5, 6, 9, generator=g)
-    return FactorisedMasks(embeds.requires_grad_(requires_grad),
-                           features.requires_grad_(requires_grad))
+    return FactorisedMasks(
+        embeds.requires_grad_(requires_grad),
+        features.requires_grad_(requires_grad))
 
 
 def test_shape_dense_sum_and_split():
@@ -54,8 +55,8 @@ def test_pairs_in_any_order_with_gradients():
     weights = torch.linspace(-1, 1, got.numel()).view_as(got)
     (got * weights).sum().backward()
     (expected * weights).sum().backward()
-    for a, b in ((masks.embeds, reference.embeds),
-                 (masks.features, reference.features)):
+    for a, b in ((masks.embeds, reference.embeds), (masks.features,
+                                                    reference.features)):
         torch.testing.assert_close(a.grad, b.grad)
     empty = masks[batch_idx[:0], pred_idx[:0]]
     assert empty.shape == (0, 6, 9)

@@ -7,8 +7,8 @@ from mmcv.ops.multi_scale_deform_attn import \
     multi_scale_deformable_attn_pytorch
 from torch import nn
 
-from mmmaskdino.models.layers import gather_deformable_attention as \
-    gather_module
+from mmmaskdino.models.layers import \
+    gather_deformable_attention as gather_module
 from mmmaskdino.models.layers.gather_deformable_attention import (
     GatherMultiScaleDeformableAttention, gather_deformable_attn,
     grid_sample_deformable_attn, use_gather_attention)
@@ -38,7 +38,7 @@ def test_gather_equals_mmcv(bs):
 # chunk of all 11 queries, or chunks of 4, 4 and 3 queries.
 @pytest.mark.parametrize('samples_per_chunk', [2**22, 4 * 192])
 def test_training_path_equals_mmcv_with_gradients(samples_per_chunk,
-                                                   monkeypatch):
+                                                  monkeypatch):
     monkeypatch.setattr(gather_module, 'SAMPLES_PER_CHUNK', samples_per_chunk)
     value, shapes, locations, weights = _inputs(2)
     results = []
