@@ -60,3 +60,10 @@ def test_autocast_falls_back_to_mmcv():
     x = torch.randn(2, 13, 8)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         torch.testing.assert_close(chunked(x), reference(x))
+
+
+def test_pixel_decoder_layers_use_it():
+    from tests.test_models.test_necks.test_maskdino_encoder import tiny_encoder
+    encoder = tiny_encoder()
+    ffns = [layer.ffn for layer in encoder.encoder.layers]
+    assert ffns and all(type(f) is ChunkedFFN for f in ffns)
