@@ -46,11 +46,6 @@ class FactorisedMasks:
         """``(bs, Q, h, w)``, the shape of the logits."""
         return torch.Size((*self.embeds.shape[:2], *self.features.shape[2:]))
 
-    @property
-    def dtype(self) -> torch.dtype:
-        """The dtype of the embeddings (the logits' under autocast)."""
-        return self.embeds.dtype
-
     def split(self,
               sizes: Sequence[int],
               dim: int = 1) -> List['FactorisedMasks']:
@@ -101,7 +96,7 @@ class FactorisedMasks:
         order = batch_idx.argsort(stable=True)
         parts = []
         for b in batch_idx.unique().tolist():
-            queries = pred_idx[order[batch_idx[order] == b]]
+            queries = pred_idx[batch_idx == b]
             parts.append(self.embeds[b, queries] @ self.features[b].flatten(1))
         if not parts:
             return self.embeds.new_zeros(0, *self.features.shape[2:])
