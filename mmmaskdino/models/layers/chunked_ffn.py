@@ -11,13 +11,13 @@ much as the FFN's matrix products themselves.
 
 :class:`ChunkedFFN` computes the same two linear layers in chunks of rows
 whose temporaries stay below glibc's largest mmap threshold (so freed chunks
-are reused), keeps the one hidden activation the backward pass needs, and
-writes the gradients chunk by chunk. Same parameters, state dict and math as
+are reused), recomputes each chunk's hidden activation in the backward pass
+instead of keeping it, and writes the gradients chunk by chunk. Same parameters, state dict and math as
 mmcv's ``FFN``; results equal up to float rounding. It is used on the CPU in
 fp32 without autocast; on other devices, under autocast and in ONNX export
 the module is mmcv's ``FFN``.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from mmcv.cnn.bricks.transformer import FFN
@@ -28,65 +28,79 @@ from torch import Tensor, nn
 HIDDEN_PER_CHUNK = 2**22
 
 
-def _row_chunks(num_rows: int, hidden_dim: int):
+def _row_chunks(num_rows: int, hidden_dim: int) -> List[slice]:
     rows = max(1, HIDDEN_PER_CHUNK // hidden_dim)
-    return [slice(s, s + rows) for s in range(0, num_rows, rows)]
+    return [slice(s, min(s + rows, num_rows)) for s in range(0, num_rows, rows)]
 
 
-def relu_mlp_rows(x: Tensor,
-                  w1: Tensor,
-                  b1: Tensor,
-                  w2: Tensor,
-                  b2: Tensor,
-                  hidden: Optional[Tensor] = None) -> Tensor:
+def _hidden_buffer(x: Tensor, chunks: List[slice], hidden_dim: int) -> Tensor:
+    """``(rows of the largest chunk, F)`` buffer for one chunk at a time:
+    a fresh tensor per chunk would be page-faulted anew."""
+    rows = chunks[0].stop - chunks[0].start if chunks else 0
+    return x.new_empty(rows, hidden_dim)
+
+
+def relu_mlp_rows(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor,
+                  b2: Tensor) -> Tensor:
     """``linear(relu(linear(x, w1, b1)), w2, b2)`` in row chunks.
 
     Args:
         x (Tensor): ``(n, D)``.
         w1, b1 (Tensor): ``(F, D)``, ``(F,)``.
         w2, b2 (Tensor): ``(D_out, F)``, ``(D_out,)``.
-        hidden (Tensor, optional): ``(n, F)`` buffer that receives the
-            activation after the ReLU (for the backward pass).
 
     Returns:
         Tensor: ``(n, D_out)``.
     """
     out = x.new_empty(x.shape[0], w2.shape[0])
-    for rows in _row_chunks(x.shape[0], w1.shape[0]):
-        if hidden is None:
-            h = torch.addmm(b1, x[rows], w1.t())
-        else:
-            h = torch.addmm(b1, x[rows], w1.t(), out=hidden[rows])
-        torch.addmm(b2, h.relu_(), w2.t(), out=out[rows])
+    chunks = _row_chunks(x.shape[0], w1.shape[0])
+    buffer = _hidden_buffer(x, chunks, w1.shape[0])
+    for rows in chunks:
+        hidden = buffer[:rows.stop - rows.start]
+        torch.addmm(b1, x[rows], w1.t(), out=hidden).relu_()
+        torch.addmm(b2, hidden, w2.t(), out=out[rows])
     return out
 
 
 class _ChunkedReLUMLP(torch.autograd.Function):
-    """Autograd of :func:`relu_mlp_rows` with chunked gradients."""
+    """Autograd of :func:`relu_mlp_rows` with chunked gradients.
+
+    The backward pass recomputes each chunk's hidden activation instead of
+    keeping the ``(n, F)`` activation from the forward pass: one more
+    ``(chunk, D) x (D, F)`` product per chunk, against a 356 MB tensor per
+    layer at the training size that is written once, page-faulted page by
+    page, and held until the backward pass.
+    """
 
     @staticmethod
     def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor,
                 b2: Tensor) -> Tensor:
-        hidden = x.new_empty(x.shape[0], w1.shape[0])
-        out = relu_mlp_rows(x, w1, b1, w2, b2, hidden)
-        ctx.save_for_backward(x, w1, w2, hidden)
-        return out
+        ctx.save_for_backward(x, w1, b1, w2)
+        return relu_mlp_rows(x, w1, b1, w2, b2)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor) -> Tuple[Tensor, ...]:
-        x, w1, w2, hidden = ctx.saved_tensors
+        x, w1, b1, w2 = ctx.saved_tensors
         grad_out = grad_out.contiguous()
         grad_x = torch.empty_like(x)
         grad_w1 = torch.zeros_like(w1)
-        grad_b1 = w1.new_zeros(w1.shape[0])
-        for rows in _row_chunks(x.shape[0], w1.shape[0]):
-            grad_h = grad_out[rows] @ w2
-            grad_h.mul_(hidden[rows] > 0)  # ReLU'
+        grad_b1 = torch.zeros_like(b1)
+        grad_w2 = torch.zeros_like(w2)
+        chunks = _row_chunks(x.shape[0], w1.shape[0])
+        hidden_buffer = _hidden_buffer(x, chunks, w1.shape[0])
+        grad_buffer = torch.empty_like(hidden_buffer)
+        for rows in chunks:
+            hidden = hidden_buffer[:rows.stop - rows.start]
+            grad_h = grad_buffer[:rows.stop - rows.start]
+            torch.addmm(b1, x[rows], w1.t(), out=hidden).relu_()
+            grad_w2.addmm_(grad_out[rows].t(), hidden)
+            torch.mm(grad_out[rows], w2, out=grad_h)
+            torch.ops.aten.threshold_backward.grad_input(  # ReLU'
+                grad_h, hidden, 0, grad_input=grad_h)
             torch.mm(grad_h, w1, out=grad_x[rows])
             grad_w1.addmm_(grad_h.t(), x[rows])
             grad_b1 += grad_h.sum(0)
-        return (grad_x, grad_w1, grad_b1, grad_out.t() @ hidden,
-                grad_out.sum(0))
+        return grad_x, grad_w1, grad_b1, grad_w2, grad_out.sum(0)
 
 
 class ChunkedFFN(FFN):

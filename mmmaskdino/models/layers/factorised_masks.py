@@ -85,6 +85,11 @@ class FactorisedMasks:
     def __getitem__(self, index: Tuple[Tensor, Tensor]) -> Tensor:
         """Full-resolution logits of some queries, as ``dense()[b, q]``.
 
+        One batched product of each image's pair embeddings (padded with zero
+        rows to the image with the most pairs) and the features: its gradient
+        for the features is one ``(bs, C, h, w)`` tensor, where selecting the
+        features per image would zero-fill a full-size gradient per image.
+
         Args:
             index (tuple[Tensor, Tensor]): ``(m,)`` long image and query
                 indices.
@@ -93,16 +98,15 @@ class FactorisedMasks:
             Tensor: ``(m, h, w)``.
         """
         batch_idx, pred_idx = index
-        order = batch_idx.argsort(stable=True)
-        parts = []
-        for b in batch_idx.unique().tolist():
-            queries = pred_idx[batch_idx == b]
-            parts.append(self.embeds[b, queries] @ self.features[b].flatten(1))
-        if not parts:
+        bs, _, channels = self.embeds.shape
+        if len(batch_idx) == 0:
             return self.embeds.new_zeros(0, *self.features.shape[2:])
-        logits = torch.cat(parts)
-        if not torch.equal(order, torch.arange(
-                len(order), device=order.device)):
-            # back from image order to the order of the pairs
-            logits = logits[order.argsort()]
+        # slot of each pair among its image's pairs
+        per_image = torch.nn.functional.one_hot(batch_idx, bs).cumsum(0)
+        slot = per_image.gather(1, batch_idx[:, None]).squeeze(1) - 1
+        # (bs, slots, C): each image's pair embeddings, zero rows as padding
+        embeds = self.embeds.new_zeros(bs, int(slot.max()) + 1, channels)
+        embeds = embeds.index_put((batch_idx, slot),
+                                  self.embeds[batch_idx, pred_idx])
+        logits = torch.bmm(embeds, self.features.flatten(2))[batch_idx, slot]
         return logits.view(len(batch_idx), *self.features.shape[2:])

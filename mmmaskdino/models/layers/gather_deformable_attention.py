@@ -167,6 +167,36 @@ def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     return out.view(bs, num_queries, heads * channels)
 
 
+class _WeightedPointSum(torch.autograd.Function):
+    """``(sampled * weight).sum(2)`` without the full-size product.
+
+    The forward pass and the attention weights' gradient add one point at a
+    time into ``(bs * heads, C, nq)`` tensors, so that of the
+    ``(bs * heads, C, points, nq)`` temporaries autograd would create (the
+    product, and the product of the gradient with the samples) only the
+    samples' gradient, which ``grid_sample``'s backward pass needs, is left.
+    """
+
+    @staticmethod
+    def forward(ctx, sampled: Tensor, weight: Tensor) -> Tensor:
+        """``sampled (N, C, P, nq)``, ``weight (N, 1, P, nq)`` ->
+        ``(N, C, nq)``."""
+        ctx.save_for_backward(sampled, weight)
+        out = sampled[:, :, 0] * weight[:, :, 0]
+        for point in range(1, sampled.shape[2]):
+            out.addcmul_(sampled[:, :, point], weight[:, :, point])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> Tuple[Tensor, Tensor]:
+        sampled, weight = ctx.saved_tensors
+        grad_sampled = grad_out.unsqueeze(2) * weight
+        grad_weight = torch.stack([(grad_out * sampled[:, :, point]).sum(1)
+                                   for point in range(sampled.shape[2])],
+                                  1).unsqueeze(1)
+        return grad_sampled, grad_weight
+
+
 def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
                                 sampling_locations: Tensor,
                                 attention_weights: Tensor) -> Tensor:
@@ -178,8 +208,12 @@ def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     where mmcv's slices each allocate and zero-fill a full-size gradient per
     level), each level's samples are weighted and summed on their own instead
     of stacking all ``(bs * heads, C, nq, levels * points)`` samples first,
-    and the queries are processed in chunks of :data:`SAMPLES_PER_CHUNK`
-    samples. The chunks keep every temporary of the forward and backward pass
+    the queries are processed in chunks of :data:`SAMPLES_PER_CHUNK`
+    samples, and the points of a query are rows of the sampled map
+    (``(bs * heads, C, points, queries)``, where mmcv samples
+    ``(..., queries, points)``), so that the weighting and its gradients
+    broadcast along rows of queries instead of four points at a time
+    (3x faster at this size). The chunks keep every temporary of the forward and backward pass
     small enough for the allocator to reuse freed memory: at the encoder's
     training size a fresh ``(bs * heads, C, nq, points)`` tensor per level and
     step page-faulted every page, and the weighting took four times longer
@@ -198,18 +232,19 @@ def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
         for level, (
             h, w) in zip(value.split([h * w for h, w in sizes], dim=1), sizes)
     ]
-    # level first, so that each level's grid and weights are contiguous:
-    # (levels, bs * heads, nq, points, 2) in [-1, 1] and
-    # (levels, bs * heads, 1, nq, points)
-    grids = (sampling_locations.permute(3, 0, 2, 1, 4, 5) * 2 - 1).reshape(
-        num_levels, bs * heads, num_queries, num_points, 2)
-    weights = attention_weights.permute(3, 0, 2, 1,
-                                        4).reshape(num_levels, bs * heads, 1,
-                                                   num_queries, num_points)
+    # level first and points before queries, so that each level's grid and
+    # weights are contiguous and the weighting runs along the queries:
+    # (levels, bs * heads, points, nq, 2) in [-1, 1] and
+    # (levels, bs * heads, 1, points, nq)
+    grids = (sampling_locations.permute(3, 0, 2, 4, 1, 5) * 2 - 1).reshape(
+        num_levels, bs * heads, num_points, num_queries, 2)
+    weights = attention_weights.permute(3, 0, 2, 4,
+                                        1).reshape(num_levels, bs * heads, 1,
+                                                   num_points, num_queries)
     chunk = max(1, SAMPLES_PER_CHUNK // (bs * heads * channels * num_points))
     outs = []
     for chunk_grids, chunk_weights in zip(
-            grids.split(chunk, dim=2), weights.split(chunk, dim=3)):
+            grids.split(chunk, dim=3), weights.split(chunk, dim=4)):
         out = 0
         for level, grid, weight in zip(levels, chunk_grids.unbind(0),
                                        chunk_weights.unbind(0)):
@@ -218,8 +253,8 @@ def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
                 grid,
                 mode='bilinear',
                 padding_mode='zeros',
-                align_corners=False)  # (bs * heads, C, chunk, points)
-            out = out + (sampled * weight).sum(-1)
+                align_corners=False)  # (bs * heads, C, points, chunk)
+            out = out + _WeightedPointSum.apply(sampled, weight)
         outs.append(out)
     # (bs * heads, C, nq) -> (bs, nq, heads * C)
     return torch.cat(

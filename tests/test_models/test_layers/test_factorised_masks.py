@@ -60,3 +60,18 @@ def test_pairs_in_any_order_with_gradients():
         torch.testing.assert_close(a.grad, b.grad)
     empty = masks[batch_idx[:0], pred_idx[:0]]
     assert empty.shape == (0, 6, 9)
+
+
+def test_pairs_of_one_image_only():
+    """An image without pairs: its padded rows reach no output and no
+    gradient."""
+    masks = _masks(requires_grad=True)
+    batch_idx = torch.tensor([1, 1])
+    pred_idx = torch.tensor([4, 1])
+    got = masks[batch_idx, pred_idx]
+    torch.testing.assert_close(got, masks.dense()[batch_idx, pred_idx])
+    got.sum().backward()
+    assert not masks.features.grad[0].any()
+    assert not masks.embeds.grad[0].any()
+    torch.testing.assert_close(masks.embeds.grad[1, 4],
+                               masks.features[1].sum((1, 2)))
