@@ -129,7 +129,7 @@ class ChunkedFFN(FFN):
         else:
             out = relu_mlp_rows(*args)
         return (x if identity is None else identity) + out.view(
-            *x.shape[:-1], -1)
+            *x.shape[:-1], out.shape[-1])
 
 
 def _is_plain_relu_ffn(module: nn.Module) -> bool:

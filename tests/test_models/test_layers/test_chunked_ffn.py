@@ -44,6 +44,19 @@ def test_equals_mmcv_with_gradients(hidden_per_chunk, monkeypatch):
             chunked(x, identity=identity), reference(x, identity=identity))
 
 
+
+def test_backward_keeps_no_hidden_activation():
+    """The graph holds the input and weights, not the ``(n, F)`` hidden
+    activation (recomputed per chunk in the backward pass); zero rows work."""
+    _, chunked = _pair()
+    out = chunked(torch.randn(2, 13, 8, requires_grad=True))
+    # identity + view(mlp(x))
+    mlp = out.grad_fn.next_functions[1][0].next_functions[0][0]
+    saved = [t.shape for t in mlp.saved_tensors]
+    assert (26, 32) not in saved and (26, 8) in saved
+    empty = torch.zeros(0, 8, requires_grad=True)
+    assert chunked(empty).shape == (0, 8)
+
 def test_only_plain_relu_ffns_are_swapped_and_weights_kept():
     reference, chunked = _pair()
     for key, value in reference.state_dict().items():

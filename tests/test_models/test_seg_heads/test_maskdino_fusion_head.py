@@ -353,3 +353,22 @@ def test_winning_query_is_the_first_argmax():
     assert torch.equal(
         MaskDINOFusionHead.winning_query(scores[:1], probs[:1]),
         torch.zeros(20, 30, dtype=torch.long))
+
+
+@pytest.mark.parametrize('elements_per_chunk', [2**22, 2 * 6 * 7, 1])
+def test_mask_quality_in_chunks(monkeypatch, elements_per_chunk):
+    """Mean sigmoid inside each mask, in chunks of 1 (ragged), 2 or all
+    masks of a cropped (non-contiguous) view; the logits are not modified."""
+    from mmmaskdino.models.seg_heads import maskdino_fusion_head as module
+    monkeypatch.setattr(module, 'QUALITY_ELEMENTS_PER_CHUNK',
+                        elements_per_chunk)
+    masks = torch.randn(5, 6, 9, generator=torch.Generator().manual_seed(0))
+    masks = masks[:, :, :7]
+    before = masks.clone()
+    binary = masks > 0
+    got = MaskDINOFusionHead.mask_quality(masks, binary)
+    probs = masks.sigmoid() * binary
+    expected = probs.sum((1, 2)) / (binary.sum((1, 2)) + 1e-6)
+    torch.testing.assert_close(got, expected)
+    assert torch.equal(masks, before)
+    assert MaskDINOFusionHead.mask_quality(masks[:0], binary[:0]).shape == (0, )
