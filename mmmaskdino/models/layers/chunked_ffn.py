@@ -12,10 +12,10 @@ much as the FFN's matrix products themselves.
 :class:`ChunkedFFN` computes the same two linear layers in chunks of rows
 whose temporaries stay below glibc's largest mmap threshold (so freed chunks
 are reused), recomputes each chunk's hidden activation in the backward pass
-instead of keeping it, and writes the gradients chunk by chunk. Same parameters, state dict and math as
-mmcv's ``FFN``; results equal up to float rounding. It is used on the CPU in
-fp32 without autocast; on other devices, under autocast and in ONNX export
-the module is mmcv's ``FFN``.
+instead of keeping it, and writes the gradients chunk by chunk. Same
+parameters, state dict and math as mmcv's ``FFN``; results equal up to float
+rounding. It is used on the CPU in fp32 without autocast; on other devices,
+under autocast and in ONNX export the module is mmcv's ``FFN``.
 """
 from typing import List, Optional, Tuple
 
@@ -30,7 +30,9 @@ HIDDEN_PER_CHUNK = 2**22
 
 def _row_chunks(num_rows: int, hidden_dim: int) -> List[slice]:
     rows = max(1, HIDDEN_PER_CHUNK // hidden_dim)
-    return [slice(s, min(s + rows, num_rows)) for s in range(0, num_rows, rows)]
+    return [
+        slice(s, min(s + rows, num_rows)) for s in range(0, num_rows, rows)
+    ]
 
 
 def _hidden_buffer(x: Tensor, chunks: List[slice], hidden_dim: int) -> Tensor:

@@ -106,7 +106,7 @@ class FactorisedMasks:
         slot = per_image.gather(1, batch_idx[:, None]).squeeze(1) - 1
         # (bs, slots, C): each image's pair embeddings, zero rows as padding
         embeds = self.embeds.new_zeros(bs, int(slot.max()) + 1, channels)
-        embeds = embeds.index_put((batch_idx, slot),
-                                  self.embeds[batch_idx, pred_idx])
+        embeds = embeds.index_put((batch_idx, slot), self.embeds[batch_idx,
+                                                                 pred_idx])
         logits = torch.bmm(embeds, self.features.flatten(2))[batch_idx, slot]
         return logits.view(len(batch_idx), *self.features.shape[2:])

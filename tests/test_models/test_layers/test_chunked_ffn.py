@@ -44,7 +44,6 @@ def test_equals_mmcv_with_gradients(hidden_per_chunk, monkeypatch):
             chunked(x, identity=identity), reference(x, identity=identity))
 
 
-
 def test_backward_keeps_no_hidden_activation():
     """The graph holds the input and weights, not the ``(n, F)`` hidden
     activation (recomputed per chunk in the backward pass); zero rows work."""
@@ -56,6 +55,7 @@ def test_backward_keeps_no_hidden_activation():
     assert (26, 32) not in saved and (26, 8) in saved
     empty = torch.zeros(0, 8, requires_grad=True)
     assert chunked(empty).shape == (0, 8)
+
 
 def test_only_plain_relu_ffns_are_swapped_and_weights_kept():
     reference, chunked = _pair()

@@ -73,5 +73,5 @@ def test_pairs_of_one_image_only():
     got.sum().backward()
     assert not masks.features.grad[0].any()
     assert not masks.embeds.grad[0].any()
-    torch.testing.assert_close(masks.embeds.grad[1, 4],
-                               masks.features[1].sum((1, 2)))
+    torch.testing.assert_close(masks.embeds.grad[1, 4], masks.features[1].sum(
+        (1, 2)))

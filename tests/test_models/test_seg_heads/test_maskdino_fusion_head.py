@@ -371,4 +371,5 @@ def test_mask_quality_in_chunks(monkeypatch, elements_per_chunk):
     expected = probs.sum((1, 2)) / (binary.sum((1, 2)) + 1e-6)
     torch.testing.assert_close(got, expected)
     assert torch.equal(masks, before)
-    assert MaskDINOFusionHead.mask_quality(masks[:0], binary[:0]).shape == (0, )
+    assert MaskDINOFusionHead.mask_quality(masks[:0],
+                                           binary[:0]).shape == (0, )
