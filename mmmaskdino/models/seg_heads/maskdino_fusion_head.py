@@ -464,8 +464,9 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         quality = []
         for start in range(0, len(masks), rows):
             part = slice(start, start + rows)
-            prob = torch.sigmoid(masks[part], out=probs[:len(masks[part])])
-            weight = weights[:len(prob)].copy_(binary[part])
+            logits = masks[part]
+            prob = torch.sigmoid(logits, out=probs[:len(logits)])
+            weight = weights[:len(logits)].copy_(binary[part])
             quality.append(
                 prob.mul_(weight).sum((1, 2)) / (weight.sum((1, 2)) + 1e-6))
         return torch.cat(quality) if quality else masks.new_zeros(0)
