@@ -6,8 +6,12 @@ knobs that lower it.
 Each figure comes from a fresh subprocess: the step's peak resident set
 above the resident set before the step, with every glibc allocation of 64
 KiB or more mmapped so that freed tensors leave the resident set. Measured
-on 2 CPU cores: about 94 MiB plain, 71 MiB with checkpointing, 79 MiB with
-256 instead of 1024 mask points; runs vary by about 2 MiB.
+on a 2-core Intel Xeon: 88-92 MiB plain (1024 mask points), 71-72 MiB with
+checkpointing, 76-77 MiB with 256 and 137 MiB with 4096 mask points; another
+machine's CI run measured 83 MiB plain. Since the point losses no longer hold
+full-size products per point, 256 instead of 1024 points saves only a few
+MiB at this size, so the points knob is checked between 256 and 4096 points,
+where the difference is far above the spread between machines.
 """
 import json
 import sys
@@ -43,10 +47,12 @@ def test_baseline_peak_is_measured(baseline):
 
 
 def test_with_cp_lowers_peak(shapes_root, baseline):
-    """Checkpointing the backbone and both encoder layers: >= 12% lower."""
-    assert peak_mib(shapes_root, '--with-cp') < 0.88 * baseline
+    """Checkpointing the backbone and both encoder layers: >= 10% lower."""
+    assert peak_mib(shapes_root, '--with-cp') < 0.90 * baseline
 
 
-def test_fewer_points_lower_peak(shapes_root, baseline):
-    """256 instead of 1024 sampled mask points: >= 8% lower."""
-    assert peak_mib(shapes_root, '--num-points', '256') < 0.92 * baseline
+def test_fewer_points_lower_peak(shapes_root):
+    """256 instead of 4096 sampled mask points: >= 25% lower."""
+    few = peak_mib(shapes_root, '--num-points', '256')
+    many = peak_mib(shapes_root, '--num-points', '4096')
+    assert few < 0.75 * many
