@@ -30,8 +30,6 @@ TEST_CFG_DEFAULTS = dict(
 # Queries per step of the semantic map: bounds its full-resolution masks
 # while keeping the matrix product efficient.
 SEMANTIC_CHUNK = 128
-# Mask pixels per step of the mask-quality score: 16 MiB buffers in fp32.
-QUALITY_ELEMENTS_PER_CHUNK = 2**22
 
 
 def _is_range(index: Tensor, length: int) -> bool:
@@ -213,28 +211,45 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         return keep.nonzero()[:, 0]
 
     @staticmethod
-    def winning_query(scores: Tensor, probs: Tensor) -> Tensor:
+    def winning_query(scores: Tensor, logits: Tensor,
+                      rows: Tensor) -> Tuple[Tensor, Tensor]:
         """Per pixel, the first ``k`` with the largest ``scores[k] *
-        probs[k]``: ``(scores.view(-1, 1, 1) * probs).argmax(0)``.
+        sigmoid(logits[rows[k]])``, and per ``k`` the area where that
+        probability is >= 0.5.
 
-        A running maximum over the planes reads each plane once; an argmax
-        across the planes of the full product was several times slower on
-        CPU (and needs the product at once).
+        The winner is ``(scores.view(-1, 1, 1) * probs).argmax(0)`` with
+        ``probs = logits[rows].sigmoid()``, computed as a running maximum
+        one plane at a time in reused buffers: an argmax across the planes
+        of the full product was several times slower on CPU, and the
+        probabilities of all kept queries at the output size (1.3 GB for
+        300 queries at 800 x 1333) are never held.
 
         Args:
             scores (Tensor): Shape (n,), n >= 1.
-            probs (Tensor): Shape (n, h, w).
+            logits (Tensor): Mask logits, shape (N, h, w).
+            rows (Tensor): Row of ``logits`` of each score, shape (n,).
 
         Returns:
-            Tensor: Indices into the n planes, shape (h, w), int64.
+            tuple: Indices into the n scores, shape (h, w), int64, and the
+            areas of ``probs >= 0.5``, shape (n,), int64.
         """
-        best = probs[0] * scores[0]
-        winner = torch.zeros(best.shape, dtype=torch.long, device=probs.device)
-        for k in range(1, len(probs)):
-            value = probs[k] * scores[k]
-            winner.masked_fill_(value > best, k)
+        prob = logits.new_empty(logits.shape[1:])
+        value = torch.empty_like(prob)
+        best = torch.empty_like(prob)
+        foreground = torch.empty_like(prob, dtype=torch.bool)
+        better = torch.empty_like(foreground)
+        winner = torch.zeros_like(prob, dtype=torch.long)
+        areas = []
+        for k, row in enumerate(rows.tolist()):
+            torch.sigmoid(logits[row], out=prob)
+            areas.append(torch.ge(prob, 0.5, out=foreground).count_nonzero())
+            if k == 0:
+                torch.mul(prob, scores[0], out=best)
+                continue
+            torch.mul(prob, scores[k], out=value)
+            winner.masked_fill_(torch.gt(value, best, out=better), k)
             torch.maximum(best, value, out=best)
-        return winner
+        return winner, torch.stack(areas)
 
     def panoptic_inference(
             self,
@@ -254,7 +269,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         Args:
             mask_cls (Tensor): Class logits, shape (Q, K).
             mask_pred (Tensor): Mask logits, shape (Q, h, w), or (n, h, w)
-                for the queries ``mask_queries`` only.
+                for the queries ``mask_queries`` only; not modified.
             mask_queries (Tensor, optional): Sorted query of each row of
                 ``mask_pred`` (it must hold every kept query); None when it
                 has all Q.
@@ -267,9 +282,7 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         rows = keep if mask_queries is None else \
             torch.searchsorted(mask_queries, keep)
         scores, labels = self._sharpened_scores(mask_cls[keep]).max(-1)
-        cur_scores = scores
         cur_classes = labels.tolist()
-        cur_masks = mask_pred[rows].sigmoid_()  # a copy: in place
 
         panoptic_seg = torch.zeros(
             mask_pred.shape[-2:], dtype=torch.int32, device=mask_pred.device)
@@ -278,18 +291,16 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
             return panoptic_seg, segments_info
 
         num_kept = len(cur_classes)
-        winner = self.winning_query(cur_scores, cur_masks)
+        winner, original_area = self.winning_query(scores, mask_pred, rows)
         # Per kept query k: pixels it wins, its foreground (prob >= 0.5) and
         # the pixels it wins inside its foreground, counted in a few passes
         # instead of full-image tests per query; the segments of different
         # queries are disjoint, so they are painted at once at the end.
-        won_foreground = cur_masks.gather(0, winner[None])[0] >= 0.5
+        won_foreground = mask_pred.gather(
+            0, rows[winner][None])[0].sigmoid_() >= 0.5
         wins_area = torch.bincount(winner.flatten(), minlength=num_kept)
-        original_area = (cur_masks >= 0.5).to(cur_masks.dtype).flatten(1).sum(
-            1)  # float counts: summing floats is far faster than bools
         segment_area = torch.bincount(
             winner[won_foreground], minlength=num_kept)
-        del cur_masks
         segment_of_query = [0] * num_kept
         iou_thr = self._cfg('iou_thr')
         stuff_segment_ids = {}
@@ -423,12 +434,10 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         # Only the masks of the detections are binarised and scored (the
         # official code selects them first too), each query once.
         unique_rows, inverse = rows.unique(return_inverse=True)
-        masks = mask_pred if _is_range(unique_rows, len(mask_pred)) else \
-            mask_pred[unique_rows]
-        binary = masks > 0
-        if not self._cfg('focus_on_box'):
-            scores = scores * self.mask_quality(masks, binary)[inverse]
-        del masks
+        binary, quality = self.binary_masks(
+            mask_pred, unique_rows, not self._cfg('focus_on_box'))
+        if quality is not None:
+            scores = scores * quality[inverse]
         if not _is_range(inverse, len(binary)):
             binary = binary[inverse]
 
@@ -442,34 +451,42 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         return results
 
     @staticmethod
-    def mask_quality(masks: Tensor, binary: Tensor) -> Tensor:
-        """Mean mask probability inside each mask (logit > 0).
+    def binary_masks(logits: Tensor, rows: Tensor,
+                     with_quality: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        """Binary masks ``logits[rows] > 0`` and, if ``with_quality``, the
+        mean mask probability inside each of them.
 
-        Computed a few masks at a time in two reused buffers: full-size
-        temporaries of all masks (the sigmoids and the 0/1 weights, 430 MB
-        each for 100 masks at 800 x 1333) are page-faulted anew per image.
+        One mask at a time, the probabilities and 0/1 weights in two reused
+        buffers: a selected copy of the logits and full-size temporaries of
+        all masks (430 MB each for 100 masks at 800 x 1333) are page-faulted
+        anew per image.
 
         Args:
-            masks (Tensor): Mask logits, shape (n, h, w).
-            binary (Tensor): ``masks > 0``, shape (n, h, w).
+            logits (Tensor): Mask logits, shape (N, h, w); not modified.
+            rows (Tensor): Selected rows, shape (n,).
+            with_quality (bool): Compute the mean probabilities.
 
         Returns:
-            Tensor: Shape (n,).
+            tuple: Binary masks, shape (n, h, w), bool, and the mean
+            probabilities, shape (n,) (None without ``with_quality``).
         """
-        rows = max(1, QUALITY_ELEMENTS_PER_CHUNK // masks[0].numel()) \
-            if len(masks) else 1
-        probs = masks.new_empty(min(rows, len(masks)), *masks.shape[1:])
+        binary = logits.new_empty((len(rows), *logits.shape[1:]),
+                                  dtype=torch.bool)
+        probs = logits.new_empty(logits.shape[1:])
         # float 0/1 weights: summing floats is far faster than bools
         weights = torch.empty_like(probs)
         quality = []
-        for start in range(0, len(masks), rows):
-            part = slice(start, start + rows)
-            logits = masks[part]
-            prob = torch.sigmoid(logits, out=probs[:len(logits)])
-            weight = weights[:len(logits)].copy_(binary[part])
-            quality.append(
-                prob.mul_(weight).sum((1, 2)) / (weight.sum((1, 2)) + 1e-6))
-        return torch.cat(quality) if quality else masks.new_zeros(0)
+        for j, row in enumerate(rows.tolist()):
+            torch.gt(logits[row], 0, out=binary[j])
+            if with_quality:
+                torch.sigmoid(logits[row], out=probs)
+                weight = weights.copy_(binary[j])
+                quality.append(
+                    probs.mul_(weight).sum() / (weight.sum() + 1e-6))
+        if not with_quality:
+            return binary, None
+        return binary, torch.stack(quality) if quality else \
+            logits.new_zeros(0)
 
     def needed_queries(self, mask_cls: Tensor) -> Tensor:
         """Sorted queries whose full-resolution masks the instance and
@@ -579,18 +596,19 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         # this size costs a page fault per page on each allocation.
         upsampled = mask_pred.new_empty((min(len(mask_pred),
                                              SEMANTIC_CHUNK), *input_shape))
-        seg_logits, kept = None, []
+        kept = None if keep is None else mask_pred.new_empty(
+            (len(keep), *out_shape[:2]))
+        seg_logits = None
         for start in range(0, len(mask_pred), SEMANTIC_CHUNK):
             rows = slice(start, start + SEMANTIC_CHUNK)
             chunk = mask_pred[rows]
             masks = self.resize_masks(chunk, input_shape, img_shape, out_shape,
                                       resize_first, upsampled[:len(chunk)])
             if keep is not None:
-                in_chunk = keep[(keep >= start)
-                                & (keep < start + SEMANTIC_CHUNK)] - start
-                kept.append(
-                    masks[in_chunk] if resize_first else self.
-                    crop_and_resize(masks[in_chunk], img_shape, out_shape))
+                # without resize_first the crop is the output: a view
+                self._copy_kept(
+                    masks if resize_first else self.crop_and_resize(
+                        masks, img_shape, out_shape), keep, start, kept)
             size = masks.shape[-2:]
             probs = masks.sigmoid_().flatten(1)  # (n, h * w), in place
             # pixel-major (h * w, C): the argmax over classes then reads
@@ -603,8 +621,28 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         seg_logits = seg_logits.t().view(-1, *size)  # (C, h, w) view
         if not resize_first:
             seg_logits = self.crop_and_resize(seg_logits, img_shape, out_shape)
-        kept_masks = None if keep is None else torch.cat(kept)
-        return self._to_sem_results(seg_logits), kept_masks
+        return self._to_sem_results(seg_logits), kept
+
+    @staticmethod
+    def _copy_kept(masks: Tensor, keep: Tensor, start: int,
+                   kept: Tensor) -> None:
+        """Copy the rows of ``keep`` that lie in a chunk of queries into
+        their rows of ``kept``.
+
+        Written in place: collecting the chunks' selections and
+        concatenating them copies every kept mask twice into fresh memory.
+
+        Args:
+            masks (Tensor): Output-size mask logits of queries ``start ..
+                start + c - 1``, shape (c, H0, W0), possibly a cropped view.
+            keep (Tensor): Sorted kept queries, shape (n,).
+            start (int): Query of the chunk's first row.
+            kept (Tensor): Kept mask logits, shape (n, H0, W0).
+        """
+        first, end = torch.searchsorted(
+            keep, keep.new_tensor([start, start + len(masks)])).tolist()
+        torch.index_select(
+            masks, 0, keep[first:end] - start, out=kept[first:end])
 
     @property
     def resize_first(self) -> bool:

@@ -341,35 +341,51 @@ def test_resizing_shortcuts_equal_interpolate():
 
 def test_winning_query_is_the_first_argmax():
     """The running maximum equals the argmax of the product, ties included
-    (the first plane wins, as ``argmax`` returns the first maximum)."""
+    (the first plane wins, as ``argmax`` returns the first maximum); the
+    areas count probabilities >= 0.5 of the selected rows."""
     torch.manual_seed(0)
-    probs = torch.rand(6, 20, 30)
-    probs[4] = probs[1]  # exact ties between planes 1 and 4
+    logits = torch.randn(8, 20, 30)
+    logits[6] = logits[1]  # exact ties between kept planes 1 and 4
+    logits[2, :4] = 0.0  # probability exactly 0.5 counts as foreground
+    rows = torch.tensor([0, 1, 2, 3, 6, 7])
     scores = torch.tensor([0.3, 0.9, 0.5, 0.7, 0.9, 0.2])
-    winner = MaskDINOFusionHead.winning_query(scores, probs)
+    before = logits.clone()
+    winner, areas = MaskDINOFusionHead.winning_query(scores, logits, rows)
+    probs = logits[rows].sigmoid()
     expected = (scores.view(-1, 1, 1) * probs).argmax(0)
     assert torch.equal(winner, expected)
     assert (winner == 1).any() and not (winner == 4).any()
-    assert torch.equal(
-        MaskDINOFusionHead.winning_query(scores[:1], probs[:1]),
-        torch.zeros(20, 30, dtype=torch.long))
+    assert torch.equal(areas, (probs >= 0.5).sum((1, 2)))
+    assert areas[2] == int((logits[2] >= 0).sum()) > int((logits[2] > 0).sum())
+    assert torch.equal(logits, before)
+    winner, areas = MaskDINOFusionHead.winning_query(scores[:1], logits,
+                                                     rows[3:4])
+    assert torch.equal(winner, torch.zeros(20, 30, dtype=torch.long))
+    assert areas.tolist() == [int((logits[3] >= 0).sum())]
 
 
-@pytest.mark.parametrize('elements_per_chunk', [2**22, 2 * 6 * 7, 1])
-def test_mask_quality_in_chunks(monkeypatch, elements_per_chunk):
-    """Mean sigmoid inside each mask, in chunks of 1 (ragged), 2 or all
-    masks of a cropped (non-contiguous) view; the logits are not modified."""
-    from mmmaskdino.models.seg_heads import maskdino_fusion_head as module
-    monkeypatch.setattr(module, 'QUALITY_ELEMENTS_PER_CHUNK',
-                        elements_per_chunk)
+@pytest.mark.parametrize('with_quality', [True, False])
+def test_binary_masks_of_selected_rows(with_quality):
+    """Binary masks (logit > 0) of the selected rows of a cropped
+    (non-contiguous) view and the mean sigmoid inside each; the logits are
+    not modified."""
     masks = torch.randn(5, 6, 9, generator=torch.Generator().manual_seed(0))
     masks = masks[:, :, :7]
+    masks[3] = -1.0  # an empty mask has quality 0
     before = masks.clone()
-    binary = masks > 0
-    got = MaskDINOFusionHead.mask_quality(masks, binary)
-    probs = masks.sigmoid() * binary
-    expected = probs.sum((1, 2)) / (binary.sum((1, 2)) + 1e-6)
-    torch.testing.assert_close(got, expected)
+    rows = torch.tensor([0, 2, 3, 4])
+    binary, quality = MaskDINOFusionHead.binary_masks(masks, rows,
+                                                      with_quality)
+    expected_binary = masks[rows] > 0
+    assert binary.dtype == torch.bool
+    assert torch.equal(binary, expected_binary)
     assert torch.equal(masks, before)
-    assert MaskDINOFusionHead.mask_quality(masks[:0],
-                                           binary[:0]).shape == (0, )
+    if with_quality:
+        probs = masks[rows].sigmoid() * expected_binary
+        expected = probs.sum((1, 2)) / (expected_binary.sum((1, 2)) + 1e-6)
+        torch.testing.assert_close(quality, expected)
+        assert quality[2] == 0
+    else:
+        assert quality is None
+    binary, quality = MaskDINOFusionHead.binary_masks(masks, rows[:0], True)
+    assert binary.shape == (0, 6, 7) and quality.shape == (0, )
