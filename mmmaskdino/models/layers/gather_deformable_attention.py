@@ -58,20 +58,39 @@ def _padded_value_table(value: Tensor, spatial_shapes: Tensor) -> Tensor:
     """
     bs, _, heads, channels = value.shape
     sizes = [(int(h), int(w)) for h, w in spatial_shapes]
+    padded_sizes = [(h + 2 * BORDER, w + 2 * BORDER) for h, w in sizes]
+    table = value.new_zeros(bs, sum(h * w for h, w in padded_sizes),
+                            heads * channels)
     levels = value.split([h * w for h, w in sizes], dim=1)
-    padded = [
-        F.pad(
-            level.reshape(bs, h, w, heads * channels),
-            (0, 0, BORDER, BORDER, BORDER, BORDER)).flatten(1, 2)
-        for level, (h, w) in zip(levels, sizes)
-    ]
-    return torch.cat(padded, dim=1).view(-1, channels)
+    start = 0
+    for level, (h, w), (ph, pw) in zip(levels, sizes, padded_sizes):
+        # each level is copied once, into the interior of its zero block
+        table[:, start:start + ph * pw].view(
+            bs, ph, pw, -1)[:, BORDER:BORDER + h, BORDER:BORDER + w].copy_(
+                level.reshape(bs, h, w, -1))
+        start += ph * pw
+    return table.view(-1, channels)
+
+
+def _per_bag_position(per_level: Tensor, num_points: int) -> Tensor:
+    """``(levels, k)`` values repeated for the points of each level:
+    ``(levels * points * k,)``, the order of a flattened
+    ``(levels, points, k)`` block."""
+    num_levels, k = per_level.shape
+    return per_level[:, None].expand(num_levels, num_points,
+                                     k).reshape(-1).contiguous()
 
 
 def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor, bs: int,
-                 heads: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """Table rows of the four neighbours of every sampling point, and the
-    fractional offsets.
+                 heads: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Table rows of the top-left neighbour of every sampling point, the
+    row steps to its four neighbours, and the fractional offsets.
+
+    Every (image, query, head) is a row of ``levels * points`` positions, and
+    the per-level quantities are vectors over those positions, so that every
+    elementwise operation runs along contiguous rows (broadcasting a level's
+    width over its few points made the same operations several times
+    slower).
 
     Args:
         sampling_locations (Tensor): ``(bs, nq, heads, levels, points, 2)``
@@ -81,12 +100,13 @@ def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor, bs: int,
         heads (int): Number of heads.
 
     Returns:
-        tuple[Tensor, Tensor, Tensor]: rows
-        ``(bs, nq, heads, levels, points, 4)`` (int32; top-left, top-right,
-        bottom-left, bottom-right) and the fractional offsets ``fx``, ``fy``
-        ``(bs, nq, heads, levels, points)``.
+        tuple[Tensor, Tensor, Tensor, Tensor]: top-left rows
+        ``(bs * nq * heads, levels * points)`` (int32), steps
+        ``(4, levels * points)`` (int32; to the top-left, top-right,
+        bottom-left and bottom-right neighbour) and the fractional offsets
+        ``fx``, ``fy`` ``(bs * nq * heads, levels * points)``.
     """
-    num_levels = spatial_shapes.shape[0]
+    _, num_queries, _, num_levels, num_points, _ = sampling_locations.shape
     padded = spatial_shapes + 2 * BORDER
     padded_w = padded[:, 1]
     num_padded_keys = int(padded.prod(-1).sum())
@@ -94,39 +114,42 @@ def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor, bs: int,
     if num_rows >= 2**31:
         raise ValueError('deformable attention input too large for int32 '
                          f'rows: {bs} x {num_padded_keys} x {heads}')
-    # Row arithmetic in floating point (one fused pass), exact below 2**24.
+    # Row arithmetic in floating point, exact below 2**24.
     dtype = torch.float32 if num_rows < 2**24 else torch.float64
-    loc = sampling_locations.to(dtype)
-    w = spatial_shapes[:, 1].to(dtype).view(num_levels, 1)
-    h = spatial_shapes[:, 0].to(dtype).view(num_levels, 1)
+    num_bags = bs * num_queries * heads
+    # (x, y) pairs of all positions: (num_bags, levels * points * 2)
+    size = _per_bag_position(spatial_shapes.flip(-1).to(dtype), num_points)
     # align_corners=False: pixel centres at (i + 0.5) / size
-    x = loc[..., 0] * w - 0.5
-    y = loc[..., 1] * h - 0.5
-    x0, y0 = x.detach().floor(), y.detach().floor()
-    fx, fy = x - x0, y - y0
+    xy = sampling_locations.reshape(num_bags, -1).to(dtype) * size - 0.5
+    xy0 = xy.floor()
+    frac = xy.sub_(xy0)
     # Beyond the border both neighbours read zeros: clamp instead of mask.
-    x0 = torch.minimum(x0.clamp_(min=-BORDER), w)
-    y0 = torch.minimum(y0.clamp_(min=-BORDER), h)
+    torch.minimum(xy0.clamp_(min=-BORDER), size, out=xy0)
     # row = (b * num_padded_keys + level start + (y + B) * padded_w + x + B)
     #       * heads + head
     level_start = torch.cat(
         [padded_w.new_zeros(1),
          padded.prod(-1).cumsum(0)[:-1]])
-    batch_head = (
-        torch.arange(bs, device=loc.device).view(bs, 1, 1, 1) *
-        num_padded_keys * heads +
-        torch.arange(heads, device=loc.device).view(1, 1, heads, 1))
     level = (level_start + BORDER * padded_w + BORDER) * heads
-    offset = (batch_head + level.view(1, 1, 1, num_levels)).to(dtype)
-    rows = torch.addcmul(x0 * heads, y0, (padded_w * heads).to(dtype).view(
-        num_levels, 1)).add_(offset.unsqueeze(-1)).to(torch.int32)
-    corners = torch.stack([
+    row_stride = _per_bag_position((padded_w * heads).to(dtype)[:, None],
+                                   num_points)
+    rows = torch.addcmul(xy0[:, 0::2] * heads, xy0[:, 1::2], row_stride)
+    rows.add_(_per_bag_position(level.to(dtype)[:, None], num_points))
+    batch_head = (
+        torch.arange(bs, device=rows.device).view(bs, 1, 1) *
+        num_padded_keys * heads +
+        torch.arange(heads, device=rows.device).view(1, 1, heads)).expand(
+            bs, num_queries, heads).reshape(num_bags, 1)
+    rows = rows.add_(batch_head.to(dtype)).to(torch.int32)
+    steps = torch.stack([
         torch.zeros_like(padded_w),
         torch.ones_like(padded_w), padded_w, padded_w + 1
-    ], -1).to(torch.int32) * heads
-    rows = rows.unsqueeze(-1) + corners.view(num_levels, 1, 4)
-    return rows, fx.to(sampling_locations.dtype), fy.to(
-        sampling_locations.dtype)
+    ]) * heads
+    steps = torch.stack(
+        [_per_bag_position(s[:, None], num_points)
+         for s in steps]).to(torch.int32)
+    return rows, steps, frac[:, 0::2].to(
+        sampling_locations.dtype), frac[:, 1::2].to(sampling_locations.dtype)
 
 
 def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
@@ -135,7 +158,9 @@ def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     """Multi-scale deformable attention as one weighted row gather.
 
     Same arguments and result as mmcv's
-    ``multi_scale_deformable_attn_pytorch``.
+    ``multi_scale_deformable_attn_pytorch``. The bag of each (image, query,
+    head) holds its four neighbour rows corner by corner, each corner's
+    rows and weights written as one contiguous block.
 
     Args:
         value (Tensor): ``(bs, num_keys, heads, C)``.
@@ -148,21 +173,27 @@ def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
         Tensor: ``(bs, nq, heads * C)``.
     """
     bs, _, heads, channels = value.shape
-    _, num_queries, _, num_levels, num_points, _ = sampling_locations.shape
+    num_queries = sampling_locations.shape[1]
     table = _padded_value_table(value, spatial_shapes)
-    rows, fx, fy = _corner_rows(sampling_locations, spatial_shapes, bs, heads)
-    # bilinear weights times the attention weight, in the order of the rows
-    right = fx.to(table.dtype) * attention_weights.to(table.dtype)
-    left = attention_weights.to(table.dtype) - right
+    rows, steps, fx, fy = _corner_rows(sampling_locations, spatial_shapes, bs,
+                                       heads)
+    num_bags, positions = rows.shape
+    # bilinear weights times the attention weight
+    attention = attention_weights.reshape(num_bags, positions).to(table.dtype)
+    right = fx.to(table.dtype) * attention
+    left = attention - right
     bottom = fy.to(table.dtype)
     top = 1 - bottom
-    weights = torch.stack(
-        [left * top, right * top, left * bottom, right * bottom], -1)
-    bag = num_levels * num_points * 4
+    indices = rows.new_empty(num_bags, 4, positions)
+    weights = table.new_empty(num_bags, 4, positions)
+    for corner, (across, down) in enumerate(
+        ((left, top), (right, top), (left, bottom), (right, bottom))):
+        torch.add(rows, steps[corner], out=indices[:, corner])
+        torch.mul(across, down, out=weights[:, corner])
     out = F.embedding_bag(
-        rows.view(-1, bag),
+        indices.view(num_bags, -1),
         table,
-        per_sample_weights=weights.view(-1, bag),
+        per_sample_weights=weights.view(num_bags, -1),
         mode='sum')
     return out.view(bs, num_queries, heads * channels)
 
@@ -347,9 +378,15 @@ class GatherMultiScaleDeformableAttention(MultiScaleDeformableAttention):
             Tensor: ``(bs, nq, heads, levels, points, 2)`` ``(x, y)``.
         """
         if reference_points.shape[-1] == 2:
-            normalizer = spatial_shapes.flip(-1)
-            return (reference_points[:, :, None, :, None, :] +
-                    offsets / normalizer[None, None, None, :, None, :])
+            # the per-level factors and the reference points laid out as a
+            # contiguous (levels, points, 2) block: broadcasting them over
+            # the two innermost values was several times slower
+            bs, num_queries, _, num_levels, num_points, _ = offsets.shape
+            normalizer = spatial_shapes.flip(-1)[:, None].expand(
+                num_levels, num_points, 2).contiguous()
+            reference = reference_points[:, :, None, :, None, :].expand(
+                bs, num_queries, 1, num_levels, num_points, 2).contiguous()
+            return reference + offsets / normalizer
         if reference_points.shape[-1] == 4:
             return (reference_points[:, :, None, :, None, :2] +
                     offsets / self.num_points *
