@@ -8,8 +8,10 @@ logits, mask logits and boxes. Post-processing stays outside the graph: it is
 :meth:`MaskDINOFusionHead.predict`, shared with PyTorch inference (see
 :class:`mmmaskdino.deployment.OnnxMaskDINO`). The graph is traced with the
 TorchScript exporter (``torch.onnx.export(..., dynamo=False)``); on CPU
-tensors mmcv's ``MultiScaleDeformableAttention`` runs its pure-PyTorch
-sampling path, which exports through ``GridSample`` (opset >= 16).
+tensors the deformable attention samples with ``grid_sample`` per level
+(``export_deformable_attn`` in
+``mmmaskdino/models/layers/gather_deformable_attention.py``), which exports
+through ``GridSample`` (opset >= 16).
 """
 import copy
 import json

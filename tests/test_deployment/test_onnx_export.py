@@ -78,6 +78,30 @@ def exported(shapes_root, tmp_path_factory) -> dict:
         images=sorted((shapes_root / 'images' / 'val').glob('*.png')))
 
 
+def test_attention_samples_are_not_stacked(exported):
+    """Deformable attention exports as ``GridSample`` per level (1 encoder
+    layer + 2 decoder layers, 4 levels) whose samples are weighted and
+    summed per level: no ``Concat`` takes ``GridSample`` outputs, directly or
+    through reshaping (mmcv's path stacks all samples of a layer)."""
+    import onnx
+    graph = onnx.load(str(exported['onnx'])).graph
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    reshaping = {'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten', 'Transpose'}
+    grid_samples = [n for n in graph.node if n.op_type == 'GridSample']
+    assert len(grid_samples) == 3 * 4
+    reached = set()
+    names = [out for node in grid_samples for out in node.output]
+    while names:
+        for node in consumers.get(names.pop(), []):
+            reached.add(node.op_type)
+            if node.op_type in reshaping:
+                names.extend(node.output)
+    assert reached == {'Mul'}
+
+
 def test_preprocessing_is_the_models(exported):
     """The graph input is the test pipeline + data preprocessor of PyTorch
     inference, zero-padded to the graph size."""

@@ -10,8 +10,8 @@ from torch import nn
 from mmmaskdino.models.layers import \
     gather_deformable_attention as gather_module
 from mmmaskdino.models.layers.gather_deformable_attention import (
-    GatherMultiScaleDeformableAttention, gather_deformable_attn,
-    grid_sample_deformable_attn, use_gather_attention)
+    GatherMultiScaleDeformableAttention, export_deformable_attn,
+    gather_deformable_attn, grid_sample_deformable_attn, use_gather_attention)
 
 
 def _inputs(bs: int):
@@ -32,6 +32,15 @@ def test_gather_equals_mmcv(bs):
     out = gather_deformable_attn(*args)
     assert out.shape == (bs, 11, 32)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('bs', [1, 3])
+def test_export_path_equals_mmcv(bs):
+    args = _inputs(bs)
+    expected = multi_scale_deformable_attn_pytorch(*args)
+    out = export_deformable_attn(*args)
+    assert out.shape == (bs, 11, 32)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
 
 
 # 2 images x 4 heads x 8 channels x 3 points = 192 samples per query: one
