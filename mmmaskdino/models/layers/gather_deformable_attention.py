@@ -65,9 +65,9 @@ def _padded_value_table(value: Tensor, spatial_shapes: Tensor) -> Tensor:
     start = 0
     for level, (h, w), (ph, pw) in zip(levels, sizes, padded_sizes):
         # each level is copied once, into the interior of its zero block
-        table[:, start:start + ph * pw].view(
-            bs, ph, pw, -1)[:, BORDER:BORDER + h, BORDER:BORDER + w].copy_(
-                level.reshape(bs, h, w, -1))
+        block = table[:, start:start + ph * pw].view(bs, ph, pw, -1)
+        interior = block[:, BORDER:BORDER + h, BORDER:BORDER + w]
+        interior.copy_(level.reshape(bs, h, w, -1))
         start += ph * pw
     return table.view(-1, channels)
 
@@ -136,8 +136,8 @@ def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor, bs: int,
     rows = torch.addcmul(xy0[:, 0::2] * heads, xy0[:, 1::2], row_stride)
     rows.add_(_per_bag_position(level.to(dtype)[:, None], num_points))
     batch_head = (
-        torch.arange(bs, device=rows.device).view(bs, 1, 1) *
-        num_padded_keys * heads +
+        torch.arange(bs, device=rows.device).view(bs, 1, 1) * num_padded_keys *
+        heads +
         torch.arange(heads, device=rows.device).view(1, 1, heads)).expand(
             bs, num_queries, heads).reshape(num_bags, 1)
     rows = rows.add_(batch_head.to(dtype)).to(torch.int32)
@@ -145,9 +145,9 @@ def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor, bs: int,
         torch.zeros_like(padded_w),
         torch.ones_like(padded_w), padded_w, padded_w + 1
     ]) * heads
-    steps = torch.stack(
-        [_per_bag_position(s[:, None], num_points)
-         for s in steps]).to(torch.int32)
+    steps = torch.stack([
+        _per_bag_position(s[:, None], num_points) for s in steps
+    ]).to(torch.int32)
     return rows, steps, frac[:, 0::2].to(
         sampling_locations.dtype), frac[:, 1::2].to(sampling_locations.dtype)
 
@@ -186,8 +186,8 @@ def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     top = 1 - bottom
     indices = rows.new_empty(num_bags, 4, positions)
     weights = table.new_empty(num_bags, 4, positions)
-    for corner, (across, down) in enumerate(
-        ((left, top), (right, top), (left, bottom), (right, bottom))):
+    corners = ((left, top), (right, top), (left, bottom), (right, bottom))
+    for corner, (across, down) in enumerate(corners):
         torch.add(rows, steps[corner], out=indices[:, corner])
         torch.mul(across, down, out=weights[:, corner])
     out = F.embedding_bag(
@@ -322,8 +322,9 @@ def export_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     grids = 2 * sampling_locations - 1
     out = 0
     for index, (level, (h, w)) in enumerate(zip(levels, sizes)):
-        level = level.flatten(2).transpose(1, 2).reshape(
-            bs * heads, channels, h, w)
+        # (bs, h * w, heads * C) -> (bs * heads, C, h, w)
+        level = level.flatten(2).transpose(1, 2)
+        level = level.reshape(bs * heads, channels, h, w)
         # (bs, nq, heads, points, 2) -> (bs * heads, nq, points, 2)
         grid = grids[:, :, :, index].transpose(1, 2).flatten(0, 1)
         sampled = F.grid_sample(

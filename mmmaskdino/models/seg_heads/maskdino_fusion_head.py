@@ -434,8 +434,8 @@ class MaskDINOFusionHead(MaskFormerFusionHead):
         # Only the masks of the detections are binarised and scored (the
         # official code selects them first too), each query once.
         unique_rows, inverse = rows.unique(return_inverse=True)
-        binary, quality = self.binary_masks(
-            mask_pred, unique_rows, not self._cfg('focus_on_box'))
+        binary, quality = self.binary_masks(mask_pred, unique_rows,
+                                            not self._cfg('focus_on_box'))
         if quality is not None:
             scores = scores * quality[inverse]
         if not _is_range(inverse, len(binary)):
