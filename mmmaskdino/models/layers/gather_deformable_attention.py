@@ -198,6 +198,24 @@ def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     return out.view(bs, num_queries, heads * channels)
 
 
+def _bilinear_samples(level: Tensor, grid: Tensor) -> Tensor:
+    """Bilinear samples of one level with zero padding, as mmcv's path.
+
+    Args:
+        level (Tensor): ``(bs * heads, C, h, w)``.
+        grid (Tensor): ``(bs * heads, a, b, 2)`` in ``[-1, 1]``.
+
+    Returns:
+        Tensor: ``(bs * heads, C, a, b)``.
+    """
+    return F.grid_sample(
+        level,
+        grid,
+        mode='bilinear',
+        padding_mode='zeros',
+        align_corners=False)
+
+
 class _WeightedPointSum(torch.autograd.Function):
     """``(sampled * weight).sum(2)`` without the full-size product.
 
@@ -283,12 +301,7 @@ def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
         out = 0
         for level, grid, weight in zip(levels, chunk_grids.unbind(0),
                                        chunk_weights.unbind(0)):
-            sampled = F.grid_sample(
-                level,
-                grid,
-                mode='bilinear',
-                padding_mode='zeros',
-                align_corners=False)  # (bs * heads, C, points, chunk)
+            sampled = _bilinear_samples(level, grid)  # (.., points, chunk)
             out = out + _WeightedPointSum.apply(sampled, weight)
         outs.append(out)
     # (bs * heads, C, nq) -> (bs, nq, heads * C)
@@ -327,12 +340,7 @@ def export_deformable_attn(value: Tensor, spatial_shapes: Tensor,
         level = level.reshape(bs * heads, channels, h, w)
         # (bs, nq, heads, points, 2) -> (bs * heads, nq, points, 2)
         grid = grids[:, :, :, index].transpose(1, 2).flatten(0, 1)
-        sampled = F.grid_sample(
-            level,
-            grid,
-            mode='bilinear',
-            padding_mode='zeros',
-            align_corners=False)  # (bs * heads, C, nq, points)
+        sampled = _bilinear_samples(level, grid)  # (bs * heads, C, nq, points)
         weight = attention_weights[:, :, :, index].transpose(1, 2).reshape(
             bs * heads, 1, num_queries, num_points)
         out = out + (sampled * weight).sum(-1)

@@ -26,21 +26,15 @@ def _inputs(bs: int):
 
 
 @pytest.mark.parametrize('bs', [1, 3])
-def test_gather_equals_mmcv(bs):
+@pytest.mark.parametrize('fn, atol', [(gather_deformable_attn, 1e-5),
+                                      (export_deformable_attn, 1e-6)])
+def test_inference_paths_equal_mmcv(bs, fn, atol):
+    """The gather path (CPU inference) and the ONNX export path."""
     args = _inputs(bs)
     expected = multi_scale_deformable_attn_pytorch(*args)
-    out = gather_deformable_attn(*args)
+    out = fn(*args)
     assert out.shape == (bs, 11, 32)
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize('bs', [1, 3])
-def test_export_path_equals_mmcv(bs):
-    args = _inputs(bs)
-    expected = multi_scale_deformable_attn_pytorch(*args)
-    out = export_deformable_attn(*args)
-    assert out.shape == (bs, 11, 32)
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(out, expected, rtol=0, atol=atol)
 
 
 # 2 images x 4 heads x 8 channels x 3 points = 192 samples per query: one
