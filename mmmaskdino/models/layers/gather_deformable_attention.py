@@ -27,7 +27,7 @@ encoder layer). ONNX export (no ``embedding_bag`` in ONNX) samples with
 ``GridSample`` per level too (:func:`export_deformable_attn`), and CUDA uses
 mmcv's kernel.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -198,6 +198,25 @@ def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     return out.view(bs, num_queries, heads * channels)
 
 
+def _level_maps(value: Tensor, spatial_shapes: Tensor) -> List[Tensor]:
+    """The value of each level as channels-first maps, as mmcv's path.
+
+    Args:
+        value (Tensor): ``(bs, num_keys, heads, C)``.
+        spatial_shapes (Tensor): ``(levels, 2)`` ``(h, w)`` per level.
+
+    Returns:
+        list[Tensor]: ``(bs * heads, C, h, w)`` per level.
+    """
+    bs, _, heads, channels = value.shape
+    sizes = [(int(h), int(w)) for h, w in spatial_shapes]
+    levels = value.split([h * w for h, w in sizes], dim=1)
+    return [
+        level.permute(0, 2, 3, 1).reshape(bs * heads, channels, h, w)
+        for level, (h, w) in zip(levels, sizes)
+    ]
+
+
 def _bilinear_samples(level: Tensor, grid: Tensor) -> Tensor:
     """Bilinear samples of one level with zero padding, as mmcv's path.
 
@@ -276,15 +295,9 @@ def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
 
     Args and returns as :func:`gather_deformable_attn`.
     """
-    bs, num_keys, heads, channels = value.shape
+    bs, _, heads, channels = value.shape
     _, num_queries, _, num_levels, num_points, _ = sampling_locations.shape
-    sizes = [(int(h), int(w)) for h, w in spatial_shapes]
-    # (bs, h * w, heads, C) -> (bs * heads, C, h, w) per level
-    levels = [
-        level.permute(0, 2, 3, 1).reshape(bs * heads, channels, h, w)
-        for level, (
-            h, w) in zip(value.split([h * w for h, w in sizes], dim=1), sizes)
-    ]
+    levels = _level_maps(value, spatial_shapes)
     # level first and points before queries, so that each level's grid and
     # weights are contiguous and the weighting runs along the queries:
     # (levels, bs * heads, points, nq, 2) in [-1, 1] and
@@ -329,15 +342,10 @@ def export_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     Args and returns as :func:`gather_deformable_attn`.
     """
     bs, _, heads, channels = value.shape
-    _, num_queries, _, num_levels, num_points, _ = sampling_locations.shape
-    sizes = [(int(h), int(w)) for h, w in spatial_shapes]
-    levels = value.split([h * w for h, w in sizes], dim=1)
+    _, num_queries, _, _, num_points, _ = sampling_locations.shape
     grids = 2 * sampling_locations - 1
     out = 0
-    for index, (level, (h, w)) in enumerate(zip(levels, sizes)):
-        # (bs, h * w, heads * C) -> (bs * heads, C, h, w)
-        level = level.flatten(2).transpose(1, 2)
-        level = level.reshape(bs * heads, channels, h, w)
+    for index, level in enumerate(_level_maps(value, spatial_shapes)):
         # (bs, nq, heads, points, 2) -> (bs * heads, nq, points, 2)
         grid = grids[:, :, :, index].transpose(1, 2).flatten(0, 1)
         sampled = _bilinear_samples(level, grid)  # (bs * heads, C, nq, points)
