@@ -8,10 +8,10 @@ logits, mask logits and boxes. Post-processing stays outside the graph: it is
 :meth:`MaskDINOFusionHead.predict`, shared with PyTorch inference (see
 :class:`mmmaskdino.deployment.OnnxMaskDINO`). The graph is traced with the
 TorchScript exporter (``torch.onnx.export(..., dynamo=False)``); on CPU
-tensors the deformable attention samples with ``grid_sample`` per level
-(``export_deformable_attn`` in
-``mmmaskdino/models/layers/gather_deformable_attention.py``), which exports
-through ``GridSample`` (opset >= 16).
+tensors the deformable attention is a ``Gather`` of neighbour rows reduced
+by a ``MatMul`` (``export_deformable_attn`` in
+``mmmaskdino/models/layers/gather_deformable_attention.py``). The lowest
+opset is 12 (``Einsum``, the mask logits).
 """
 import copy
 import json
@@ -28,7 +28,7 @@ from mmmaskdino.apis.inference import TASK_FLAGS
 
 OUTPUT_NAMES = ('cls_logits', 'mask_logits', 'boxes')
 METADATA_KEY = 'mmmaskdino'
-MIN_OPSET = 16  # GridSample
+MIN_OPSET = 12  # Einsum
 
 
 def init_export_model(config: Union[str, Config],
@@ -72,7 +72,7 @@ def export_onnx(detector: nn.Module,
         img_size (Sequence[int]): ``(H, W)`` of the padded input, multiples
             of 32 (the size divisor). The graph accepts this size only: the
             spatial shapes of the feature levels are traced as constants.
-        opset (int): ONNX opset, at least 16.
+        opset (int): ONNX opset, at least 12.
 
     Returns:
         dict: The metadata stored in the file under ``'mmmaskdino'``: the
@@ -80,8 +80,8 @@ def export_onnx(detector: nn.Module,
         head's ``test_cfg``.
     """
     if opset < MIN_OPSET:
-        raise ValueError(f'opset {opset} < {MIN_OPSET}: GridSample (the '
-                         'deformable attention sampling) needs opset >= 16')
+        raise ValueError(f'opset {opset} < {MIN_OPSET}: Einsum (the mask '
+                         f'logits) needs opset >= {MIN_OPSET}')
     height, width = img_size
     if height % 32 or width % 32:
         raise ValueError(f'img_size {tuple(img_size)} must be multiples of 32')

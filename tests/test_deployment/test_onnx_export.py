@@ -78,28 +78,22 @@ def exported(shapes_root, tmp_path_factory) -> dict:
         images=sorted((shapes_root / 'images' / 'val').glob('*.png')))
 
 
-def test_attention_samples_are_not_stacked(exported):
-    """Deformable attention exports as ``GridSample`` per level (1 encoder
-    layer + 2 decoder layers, 4 levels) whose samples are weighted and
-    summed per level: no ``Concat`` takes ``GridSample`` outputs, directly or
-    through reshaping (mmcv's path stacks all samples of a layer)."""
+def test_attention_is_a_gather_and_matmul(exported):
+    """Deformable attention exports as a ``Gather`` of neighbour rows from
+    the value table reduced by a ``MatMul`` with the bilinear times
+    attention weights (1 encoder layer + 2 decoder layers, one bag chunk
+    each at this size), not as ``GridSample`` per level."""
     import onnx
     graph = onnx.load(str(exported['onnx'])).graph
-    consumers = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    reshaping = {'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten', 'Transpose'}
-    grid_samples = [n for n in graph.node if n.op_type == 'GridSample']
-    assert len(grid_samples) == 3 * 4
-    reached = set()
-    names = [out for node in grid_samples for out in node.output]
-    while names:
-        for node in consumers.get(names.pop(), []):
-            reached.add(node.op_type)
-            if node.op_type in reshaping:
-                names.extend(node.output)
-    assert reached == {'Mul'}
+    producers = {out: node for node in graph.node for out in node.output}
+    ops = [node.op_type for node in graph.node]
+    assert 'GridSample' not in ops
+    reductions = [
+        node for node in graph.node if node.op_type == 'MatMul' and any(
+            name in producers and producers[name].op_type == 'Gather'
+            for name in node.input)
+    ]
+    assert len(reductions) == 3
 
 
 def test_preprocessing_is_the_models(exported):

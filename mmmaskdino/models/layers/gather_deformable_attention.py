@@ -23,9 +23,9 @@ used instead: at the training size (2 images of 1024 x 1024)
 ``embedding_bag``'s backward (a sort of all indices) and a scatter-add
 backward (``index_add_``) both took more than twice as long as
 ``grid_sample``'s (measured on the 2-core CPU: 6.2 s against 2.5 s per
-encoder layer). ONNX export (no ``embedding_bag`` in ONNX) samples with
-``GridSample`` per level too (:func:`export_deformable_attn`), and CUDA uses
-mmcv's kernel.
+encoder layer). ONNX export (no ``embedding_bag`` in ONNX) gathers the same
+rows and reduces them with a batched ``MatMul``
+(:func:`export_deformable_attn`), and CUDA uses mmcv's kernel.
 """
 from typing import List, Optional, Tuple
 
@@ -43,10 +43,18 @@ BORDER = 2
 # :func:`grid_sample_deformable_attn`: 16 MiB in fp32, below glibc's largest
 # mmap threshold (32 MiB), so the chunk temporaries are reused heap memory.
 SAMPLES_PER_CHUNK = 2**22
+# Gathered values per bag chunk of :func:`export_deformable_attn` (32 MiB in
+# fp32).
+GATHERED_PER_CHUNK = 2**23
 
 
 def _padded_value_table(value: Tensor, spatial_shapes: Tensor) -> Tensor:
     """Channels-last value of all levels with a zero border.
+
+    Padded and concatenated rather than copied into a zero table: the ONNX
+    exporter traces a copy into a fresh tensor as a constant (the exported
+    attention then ignored its value input), and the extra copy costs about
+    4 ms per encoder layer at 800 x 1344.
 
     Args:
         value (Tensor): ``(bs, num_keys, heads, C)``.
@@ -58,18 +66,14 @@ def _padded_value_table(value: Tensor, spatial_shapes: Tensor) -> Tensor:
     """
     bs, _, heads, channels = value.shape
     sizes = [(int(h), int(w)) for h, w in spatial_shapes]
-    padded_sizes = [(h + 2 * BORDER, w + 2 * BORDER) for h, w in sizes]
-    table = value.new_zeros(bs, sum(h * w for h, w in padded_sizes),
-                            heads * channels)
     levels = value.split([h * w for h, w in sizes], dim=1)
-    start = 0
-    for level, (h, w), (ph, pw) in zip(levels, sizes, padded_sizes):
-        # each level is copied once, into the interior of its zero block
-        block = table[:, start:start + ph * pw].view(bs, ph, pw, -1)
-        interior = block[:, BORDER:BORDER + h, BORDER:BORDER + w]
-        interior.copy_(level.reshape(bs, h, w, -1))
-        start += ph * pw
-    return table.view(-1, channels)
+    border = (0, 0, BORDER, BORDER, BORDER, BORDER)
+    blocks = [
+        F.pad(level.reshape(bs, h, w, heads * channels),
+              border).view(bs, -1, heads * channels)
+        for level, (h, w) in zip(levels, sizes)
+    ]
+    return torch.cat(blocks, dim=1).view(-1, channels)
 
 
 def _per_bag_position(per_level: Tensor, num_points: int) -> Tensor:
@@ -124,7 +128,7 @@ def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor, bs: int,
     xy0 = xy.floor()
     frac = xy.sub_(xy0)
     # Beyond the border both neighbours read zeros: clamp instead of mask.
-    torch.minimum(xy0.clamp_(min=-BORDER), size, out=xy0)
+    xy0.clamp_(min=-BORDER).clamp_(max=size)
     # row = (b * num_padded_keys + level start + (y + B) * padded_w + x + B)
     #       * heads + head
     level_start = torch.cat(
@@ -150,6 +154,28 @@ def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor, bs: int,
     ]).to(torch.int32)
     return rows, steps, frac[:, 0::2].to(
         sampling_locations.dtype), frac[:, 1::2].to(sampling_locations.dtype)
+
+
+def _corner_factors(fx: Tensor, fy: Tensor,
+                    attention: Tensor) -> Tuple[Tuple[Tensor, Tensor], ...]:
+    """Factors of the four neighbours' weights: the bilinear weight times
+    the attention weight of neighbour ``k`` is ``across * down`` of pair
+    ``k`` (top-left, top-right, bottom-left, bottom-right, the order of
+    :func:`_corner_rows`' steps).
+
+    Args:
+        fx (Tensor): ``(num_bags, positions)`` fractional x offsets.
+        fy (Tensor): ``(num_bags, positions)`` fractional y offsets.
+        attention (Tensor): ``(num_bags, positions)`` attention weights.
+
+    Returns:
+        tuple: four ``(across, down)`` pairs of ``(num_bags, positions)``.
+    """
+    right = fx * attention
+    left = attention - right
+    bottom = fy
+    top = 1 - bottom
+    return (left, top), (right, top), (left, bottom), (right, bottom)
 
 
 def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
@@ -178,15 +204,11 @@ def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     rows, steps, fx, fy = _corner_rows(sampling_locations, spatial_shapes, bs,
                                        heads)
     num_bags, positions = rows.shape
-    # bilinear weights times the attention weight
     attention = attention_weights.reshape(num_bags, positions).to(table.dtype)
-    right = fx.to(table.dtype) * attention
-    left = attention - right
-    bottom = fy.to(table.dtype)
-    top = 1 - bottom
     indices = rows.new_empty(num_bags, 4, positions)
     weights = table.new_empty(num_bags, 4, positions)
-    corners = ((left, top), (right, top), (left, bottom), (right, bottom))
+    corners = _corner_factors(
+        fx.to(table.dtype), fy.to(table.dtype), attention)
     for corner, (across, down) in enumerate(corners):
         torch.add(rows, steps[corner], out=indices[:, corner])
         torch.mul(across, down, out=weights[:, corner])
@@ -325,35 +347,41 @@ def grid_sample_deformable_attn(value: Tensor, spatial_shapes: Tensor,
 def export_deformable_attn(value: Tensor, spatial_shapes: Tensor,
                            sampling_locations: Tensor,
                            attention_weights: Tensor) -> Tensor:
-    """mmcv's ``multi_scale_deformable_attn_pytorch`` with each level's
-    samples weighted and summed on their own, for ONNX export.
+    """:func:`gather_deformable_attn` in ONNX operators, for export.
 
-    ONNX has no ``embedding_bag``, so the exported graph samples with
-    ``GridSample`` per level as mmcv does; mmcv then stacks the samples of
-    all levels (a ``Concat`` of ``(bs * heads, C, nq, levels * points)``)
-    before weighting them, which took 0.8 s of the full-size R50 graph's
-    7 s in ONNX Runtime. Here each level's ``(bs * heads, C, nq, points)``
-    samples are multiplied by that level's weights and summed over the
-    points, and the levels are added (per encoder layer at 800 x 1344 in
-    ONNX Runtime, 2 threads: 0.57-0.61 s -> 0.42-0.52 s). Without autograd
-    tricks or query chunks (:func:`grid_sample_deformable_attn`), whose
-    ``Split`` and ``Transpose`` nodes cost ONNX Runtime as much as they saved.
+    ONNX has no ``embedding_bag``: the same four neighbour rows per sampling
+    point (:func:`_corner_rows`) are gathered from the same value table
+    (``Gather``) and reduced with the same weights by a batched ``MatMul``
+    of each bag's ``(1, 4 * levels * points)`` weights with its gathered
+    ``(4 * levels * points, C)`` rows. The bags are processed in chunks of
+    :data:`GATHERED_PER_CHUNK` gathered values (a whole encoder layer would
+    gather 1.5 GB at 800 x 1344). Per encoder layer at 800 x 1344 in ONNX
+    Runtime (2 threads) this takes 0.39-0.42 s, where ``GridSample`` per
+    level (mmcv's path, each level's samples weighted on their own) took
+    0.54-0.57 s; ONNX Runtime's ``GridSample`` computes the bilinear weights
+    anew for every channel.
 
     Args and returns as :func:`gather_deformable_attn`.
     """
     bs, _, heads, channels = value.shape
-    _, num_queries, _, _, num_points, _ = sampling_locations.shape
-    grids = 2 * sampling_locations - 1
-    out = 0
-    for index, level in enumerate(_level_maps(value, spatial_shapes)):
-        # (bs, nq, heads, points, 2) -> (bs * heads, nq, points, 2)
-        grid = grids[:, :, :, index].transpose(1, 2).flatten(0, 1)
-        sampled = _bilinear_samples(level, grid)  # (bs * heads, C, nq, points)
-        weight = attention_weights[:, :, :, index].transpose(1, 2).reshape(
-            bs * heads, 1, num_queries, num_points)
-        out = out + (sampled * weight).sum(-1)
-    # (bs * heads, C, nq) -> (bs, nq, heads * C)
-    return out.view(bs, heads * channels, num_queries).transpose(1, 2)
+    num_queries = sampling_locations.shape[1]
+    table = _padded_value_table(value, spatial_shapes)
+    rows, steps, fx, fy = _corner_rows(sampling_locations, spatial_shapes, bs,
+                                       heads)
+    num_bags, positions = rows.shape
+    attention = attention_weights.reshape(num_bags, positions)
+    # (num_bags, 4 * positions) rows and (num_bags, 1, 4 * positions) weights
+    indices = (rows[:, None] + steps).view(num_bags, -1)
+    weights = torch.stack(
+        [across * down for across, down in _corner_factors(fx, fy, attention)],
+        1).view(num_bags, 1, -1)
+    chunk = max(1, GATHERED_PER_CHUNK // (4 * positions * channels))
+    out = torch.cat([
+        torch.matmul(bag_weights, table[bag_rows])
+        for bag_rows, bag_weights in zip(
+            indices.split(chunk), weights.split(chunk))
+    ])
+    return out.view(bs, num_queries, heads * channels)
 
 
 class GatherMultiScaleDeformableAttention(MultiScaleDeformableAttention):

@@ -26,15 +26,30 @@ def _inputs(bs: int):
 
 
 @pytest.mark.parametrize('bs', [1, 3])
-@pytest.mark.parametrize('fn, atol', [(gather_deformable_attn, 1e-5),
-                                      (export_deformable_attn, 1e-6)])
-def test_inference_paths_equal_mmcv(bs, fn, atol):
+@pytest.mark.parametrize('fn',
+                         [gather_deformable_attn, export_deformable_attn])
+def test_inference_paths_equal_mmcv(bs, fn):
     """The gather path (CPU inference) and the ONNX export path."""
     args = _inputs(bs)
     expected = multi_scale_deformable_attn_pytorch(*args)
     out = fn(*args)
     assert out.shape == (bs, 11, 32)
-    torch.testing.assert_close(out, expected, rtol=0, atol=atol)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+# 2 images x 11 queries x 4 heads = 88 bags of 4 x 4 levels x 3 points rows
+# of 8 channels (384 gathered values): one chunk, chunks of 10 bags (the
+# last of 8), one bag per chunk.
+@pytest.mark.parametrize('gathered_per_chunk', [2**23, 10 * 384 + 383, 1])
+def test_export_path_chunks_equal_gather_path(gathered_per_chunk, monkeypatch):
+    monkeypatch.setattr(gather_module, 'GATHERED_PER_CHUNK',
+                        gathered_per_chunk)
+    args = _inputs(2)
+    torch.testing.assert_close(
+        export_deformable_attn(*args),
+        gather_deformable_attn(*args),
+        rtol=0,
+        atol=1e-6)
 
 
 # 2 images x 4 heads x 8 channels x 3 points = 192 samples per query: one
