@@ -156,26 +156,34 @@ def _corner_rows(sampling_locations: Tensor, spatial_shapes: Tensor, bs: int,
         sampling_locations.dtype), frac[:, 1::2].to(sampling_locations.dtype)
 
 
-def _corner_factors(fx: Tensor, fy: Tensor,
-                    attention: Tensor) -> Tuple[Tuple[Tensor, Tensor], ...]:
-    """Factors of the four neighbours' weights: the bilinear weight times
-    the attention weight of neighbour ``k`` is ``across * down`` of pair
-    ``k`` (top-left, top-right, bottom-left, bottom-right, the order of
-    :func:`_corner_rows`' steps).
+def _bags(
+    value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
+    attention_weights: Tensor
+) -> Tuple[Tensor, Tensor, Tensor, Tuple[Tuple[Tensor, Tensor], ...]]:
+    """What the weighted row gather of every (image, query, head) bag
+    reads: the value table, the neighbour rows and their weights.
 
-    Args:
-        fx (Tensor): ``(num_bags, positions)`` fractional x offsets.
-        fy (Tensor): ``(num_bags, positions)`` fractional y offsets.
-        attention (Tensor): ``(num_bags, positions)`` attention weights.
+    Args as :func:`gather_deformable_attn`.
 
     Returns:
-        tuple: four ``(across, down)`` pairs of ``(num_bags, positions)``.
+        tuple: the value table (:func:`_padded_value_table`), the top-left
+        rows ``(num_bags, positions)`` and row steps ``(4, positions)``
+        (:func:`_corner_rows`), and per neighbour (top-left, top-right,
+        bottom-left, bottom-right, the order of the steps) the two
+        ``(num_bags, positions)`` factors ``(across, down)`` whose product
+        is its bilinear weight times the attention weight.
     """
-    right = fx * attention
+    bs, _, heads, _ = value.shape
+    table = _padded_value_table(value, spatial_shapes)
+    rows, steps, fx, fy = _corner_rows(sampling_locations, spatial_shapes, bs,
+                                       heads)
+    attention = attention_weights.reshape(rows.shape).to(table.dtype)
+    right = fx.to(table.dtype) * attention
     left = attention - right
-    bottom = fy
+    bottom = fy.to(table.dtype)
     top = 1 - bottom
-    return (left, top), (right, top), (left, bottom), (right, bottom)
+    corners = (left, top), (right, top), (left, bottom), (right, bottom)
+    return table, rows, steps, corners
 
 
 def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
@@ -200,15 +208,11 @@ def gather_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     """
     bs, _, heads, channels = value.shape
     num_queries = sampling_locations.shape[1]
-    table = _padded_value_table(value, spatial_shapes)
-    rows, steps, fx, fy = _corner_rows(sampling_locations, spatial_shapes, bs,
-                                       heads)
+    table, rows, steps, corners = _bags(value, spatial_shapes,
+                                        sampling_locations, attention_weights)
     num_bags, positions = rows.shape
-    attention = attention_weights.reshape(num_bags, positions).to(table.dtype)
     indices = rows.new_empty(num_bags, 4, positions)
     weights = table.new_empty(num_bags, 4, positions)
-    corners = _corner_factors(
-        fx.to(table.dtype), fy.to(table.dtype), attention)
     for corner, (across, down) in enumerate(corners):
         torch.add(rows, steps[corner], out=indices[:, corner])
         torch.mul(across, down, out=weights[:, corner])
@@ -356,25 +360,22 @@ def export_deformable_attn(value: Tensor, spatial_shapes: Tensor,
     ``(4 * levels * points, C)`` rows. The bags are processed in chunks of
     :data:`GATHERED_PER_CHUNK` gathered values (a whole encoder layer would
     gather 1.5 GB at 800 x 1344). Per encoder layer at 800 x 1344 in ONNX
-    Runtime (2 threads) this takes 0.39-0.42 s, where ``GridSample`` per
+    Runtime (2 threads) this takes 0.38-0.39 s, where ``GridSample`` per
     level (mmcv's path, each level's samples weighted on their own) took
-    0.54-0.57 s; ONNX Runtime's ``GridSample`` computes the bilinear weights
+    0.55-0.57 s; ONNX Runtime's ``GridSample`` computes the bilinear weights
     anew for every channel.
 
     Args and returns as :func:`gather_deformable_attn`.
     """
     bs, _, heads, channels = value.shape
     num_queries = sampling_locations.shape[1]
-    table = _padded_value_table(value, spatial_shapes)
-    rows, steps, fx, fy = _corner_rows(sampling_locations, spatial_shapes, bs,
-                                       heads)
+    table, rows, steps, corners = _bags(value, spatial_shapes,
+                                        sampling_locations, attention_weights)
     num_bags, positions = rows.shape
-    attention = attention_weights.reshape(num_bags, positions)
     # (num_bags, 4 * positions) rows and (num_bags, 1, 4 * positions) weights
     indices = (rows[:, None] + steps).view(num_bags, -1)
-    weights = torch.stack(
-        [across * down for across, down in _corner_factors(fx, fy, attention)],
-        1).view(num_bags, 1, -1)
+    weights = torch.stack([across * down for across, down in corners],
+                          1).view(num_bags, 1, -1)
     chunk = max(1, GATHERED_PER_CHUNK // (4 * positions * channels))
     out = torch.cat([
         torch.matmul(bag_weights, table[bag_rows])
